@@ -1,0 +1,41 @@
+# Two entry points on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SHARED_DATA ?= ../shared/data
+DEMO_OUT ?= demo-output
+
+.PHONY: install system-deps demo test lint bench lock clean
+
+# Debian tools the readers fall back on (dcmtk decodes 12-bit JPEG extended DICOM).
+system-deps:
+	@command -v dcmdjpeg >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq dcmtk >/dev/null; \
+	  else echo "warning: dcmtk missing and not root; 12-bit JPEG extended DICOM will not decode"; fi; }
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+demo: install
+	$(PY) -m angioscribe.demo --data $(SHARED_DATA) --out $(DEMO_OUT)
+
+test: install
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+
+bench: install
+	$(PY) bench/run.py
+
+# Re-resolve the full dependency set after changing pyproject.toml.
+lock: install
+	{ echo '# Full resolved set for Python 3.11 (regenerate: make lock). Direct deps are pinned in pyproject.toml.'; \
+	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT)

@@ -1,0 +1,25 @@
+"""`angioscribe <command>`: thin typer front end; parses, calls the library, prints.
+
+Each command group lives in its own module and is registered here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from angioscribe.cli import cines, data, evaluate
+
+app = typer.Typer(
+    name="angioscribe",
+    help="Coronary angiography AI: key frames, per-segment findings and draft reports.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("ingest")(cines.ingest)
+app.command("frames")(cines.frames)
+app.add_typer(data.app, name="data")
+app.add_typer(evaluate.app, name="evaluate")
+
+
+def main() -> None:
+    app()

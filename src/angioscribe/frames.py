@@ -1,0 +1,91 @@
+"""Candidate frames of a cine: CAG-VLM's rule, vectorised over a (T, H, W) array.
+
+CAG-VLM took the frames at local extrema of the per-frame pixel-intensity mean and variance,
+at least 5 frames apart, as the still frames a cardiologist would pick from. Extrema of the
+mean catch the darkest (most opacified) and brightest (contrast-free) moments; extrema of the
+variance catch the most and least structured ones. The key-frame classifier then decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_MIN_GAP = 5
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate frame: why it was picked and how opacified it looks.
+
+    `opacification` is a unitless score (z-scored darkness plus z-scored variance within the
+    cine); higher means more contrast-filled. It ranks candidates before any model has run.
+    """
+
+    index: int
+    kinds: tuple[str, ...]
+    mean: float
+    variance: float
+    opacification: float
+
+
+def frame_statistics(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame intensity mean and variance of a (T, H, W) array, in float64."""
+    if frames.ndim != 3:
+        raise ValueError(f"frames must be (T, H, W), got shape {frames.shape}")
+    flat = frames.reshape(frames.shape[0], -1).astype(np.float64)
+    return flat.mean(axis=1), flat.var(axis=1)
+
+
+def local_extrema(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of local minima and maxima; end points count when beyond their one neighbour.
+
+    A plateau counts once, at its first index, so a flat run is not a cluster of extrema.
+    """
+    n = len(series)
+    if n < 2:
+        return np.arange(n), np.arange(n)
+    keep = np.concatenate([[True], np.diff(series) != 0])
+    idx = np.flatnonzero(keep)
+    values = series[idx]
+    padded = np.concatenate([[np.nan], values, [np.nan]])
+    left, right = padded[:-2], padded[2:]
+    with np.errstate(invalid="ignore"):
+        is_min = (np.isnan(left) | (values < left)) & (np.isnan(right) | (values < right))
+        is_max = (np.isnan(left) | (values > left)) & (np.isnan(right) | (values > right))
+    return idx[is_min], idx[is_max]
+
+
+def _zscore(series: np.ndarray) -> np.ndarray:
+    spread = series.std()
+    return (series - series.mean()) / spread if spread > 0 else np.zeros_like(series)
+
+
+def candidate_frames(frames: np.ndarray, min_gap: int = DEFAULT_MIN_GAP) -> list[Candidate]:
+    """Candidates at extrema of mean and variance, no two closer than `min_gap` frames.
+
+    Where extrema crowd, the most pronounced one (largest |z| in its own series) wins, so
+    near-duplicates of the same moment are dropped. Returned in frame order.
+    """
+    if min_gap < 1:
+        raise ValueError(f"min_gap must be >= 1, got {min_gap}")
+    mean, variance = frame_statistics(frames)
+    z_mean, z_var = _zscore(mean), _zscore(variance)
+    kinds: dict[int, list[str]] = {}
+    strength: dict[int, float] = {}
+    for name, series, z in (("mean", mean, z_mean), ("variance", variance, z_var)):
+        minima, maxima = local_extrema(series)
+        for label, indices in (("min", minima), ("max", maxima)):
+            for i in indices.tolist():
+                kinds.setdefault(i, []).append(f"{name}_{label}")
+                strength[i] = max(strength.get(i, 0.0), abs(float(z[i])))
+    chosen: list[int] = []
+    for i in sorted(kinds, key=lambda k: (-strength[k], k)):
+        if all(abs(i - j) >= min_gap for j in chosen):
+            chosen.append(i)
+    opacification = z_var - z_mean
+    return [
+        Candidate(i, tuple(kinds[i]), float(mean[i]), float(variance[i]), float(opacification[i]))
+        for i in sorted(chosen)
+    ]
