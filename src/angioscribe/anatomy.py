@@ -43,6 +43,7 @@ class Segment:
 
 # SYNTAX order: RCA first (1-4, 16-16c), then the left system (5-15 with letters).
 # The ARCADE ids are the dataset's category ids, which follow a different order (9a is 10, 12b 24).
+# fmt: off
 _SEGMENT_TABLE: tuple[Segment, ...] = (
     Segment(
         "1", 1, "RCA", "RCA", "proximal RCA", "RCA近位部", "Proximal RCA",
@@ -173,6 +174,7 @@ _SEGMENT_TABLE: tuple[Segment, ...] = (
         ("回旋枝後下行枝",),
     ),
 )
+# fmt: on
 
 SEGMENTS: dict[str, Segment] = {s.number: s for s in _SEGMENT_TABLE}
 _BY_ARCADE_ID: dict[int, Segment] = {s.arcade_id: s for s in _SEGMENT_TABLE}
@@ -242,7 +244,7 @@ VESSEL_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-_NUMBER_PREFIX = re.compile(r"^(?:#|no\s*|seg(?:ment)?\s*|s)\s*", re.IGNORECASE)
+_NUMBER_PREFIX = re.compile(r"^(?:seg(?:ment)?\.?)?\s*#?\s*", re.IGNORECASE)
 
 
 def segment(number: str) -> Segment:
@@ -305,7 +307,7 @@ def laterality_of_segments(numbers: Iterable[str]) -> Laterality | None:
     distinct segments wins. A segment split into several polygons counts once. With no segments,
     or as many on each side, the image does not tell, and None says so instead of guessing.
     """
-    sides = Counter(segment(n).laterality for n in {segment(n).number for n in numbers})
+    sides = Counter(seg.laterality for seg in {segment(n) for n in numbers})
     if sides["LCA"] == sides["RCA"]:
         return None
     return "LCA" if sides["LCA"] > sides["RCA"] else "RCA"
@@ -390,7 +392,8 @@ def _table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> str:
 def render_markdown() -> str:
     """The text of docs/anatomy.md, so the documentation cannot drift from the code."""
     segments = _table(
-        ("SYNTAX", "ARCADE id", "Side", "Vessel", "Territory", "English", "日本語", "DeepCORO-CLIP"),
+        ("SYNTAX", "ARCADE id", "Side", "Vessel", "Territory", "English", "日本語",
+         "DeepCORO-CLIP"),
         ((s.number, str(s.arcade_id), s.laterality, s.vessel, vessel_territory(s.number),
           s.name_en, s.name_ja, s.deepcoro or "") for s in SEGMENTS.values()),
     )
@@ -436,7 +439,8 @@ segments (checked at import). Words that are genuinely ambiguous are left out on
   "L-PDA" / "回旋枝後下行枝" (#15).
 - "OM" / "obtuse marginal" / "鈍縁枝" alone mean the first marginal (#12a).
 - Japanese reports that number by the 1975 AHA 15-segment scheme call the obtuse marginal "#12",
-  which is the ramus intermedius in SYNTAX/ARCADE; a parser must decide from context (e.g. "OM #12").
+  which is the ramus intermedius in SYNTAX/ARCADE; a parser must decide from context
+  (e.g. "OM #12").
 - Septal branches ("LAD septal") have no SYNTAX number.
 
 {aliases}
@@ -449,6 +453,7 @@ Vessel-level words (several segments at once):
 
 DeepCORO-CLIP reports 18 segments (their Extended Table 9 order). They split the circumflex into
 proximal (#11), mid (#13) and distal (#15, the end of a dominant LCX) and keep RI and OM1 apart.
+Their "Distal LCX" is therefore #15, while "distal LCX" in a report (and as an alias) is #13.
 
 {deepcoro}
 

@@ -1,0 +1,57 @@
+"""Write a benchmark's measurements with the machine and date, so results stay comparable.
+
+Every benchmark script calls `record(name, metrics)`; results land in bench/results/<name>.json
+and a one-line summary is appended to bench/results/HISTORY.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, core count, memory and library versions of the machine that measured."""
+    import numpy
+    import torch
+
+    cpu = platform.processor() or ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def record(name: str, metrics: dict[str, Any], notes: str = "") -> Path:
+    """Store `metrics` for benchmark `name`; returns the JSON file written."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    payload = {"benchmark": name, "date": when, "machine": machine(), "metrics": metrics, "notes": notes}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    summary = ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items() if not isinstance(v, dict | list))
+    with (RESULTS / "HISTORY.md").open("a") as history:
+        history.write(f"- {when} {name} ({payload['machine']['cpu']}, {payload['machine']['cores']} cores): {summary}\n")
+    return path
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
