@@ -1,0 +1,100 @@
+"""`angioscribe ingest` and `angioscribe frames` through the real typer app."""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+from pathlib import Path
+
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from angioscribe.anatomy import view_from_angles
+from angioscribe.cli import app
+from angioscribe.frames import candidate_frames
+from angioscribe.io import read_cine
+
+runner = CliRunner()
+
+
+def run(*arguments: str | Path) -> tuple[int, list[dict]]:
+    """Exit code and the JSON records printed on stdout (every line must be one)."""
+    result = runner.invoke(app, [str(argument) for argument in arguments])
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return result.exit_code, [json.loads(line) for line in lines]
+
+
+@pytest.fixture
+def not_dicom(tmp_path: Path) -> Path:
+    path = tmp_path / "renamed.dcm"
+    path.write_text("this is a text file\n")
+    return path
+
+
+@pytest.fixture
+def real_cine(shared_data: Path) -> Path:
+    return shared_data / "cine" / "clinical-lca" / "Projection_0"
+
+
+def test_ingest_reports_every_input_and_goes_on_past_bad_ones(
+    shared_data: Path, real_cine: Path, not_dicom: Path
+):
+    phantom = shared_data / "dicom" / "phantom-xa"
+    code, records = run("ingest", "--json", not_dicom, phantom, real_cine)
+    assert code == 0
+    assert [Path(record["path"]) for record in records] == [
+        not_dicom,
+        *sorted(phantom.glob("IM*.dcm")),
+        real_cine,
+    ]
+    assert "not a DICOM file" in records[0]["error"]
+    for record in records[1:5]:
+        header = pydicom.dcmread(record["path"], stop_before_pixels=True)
+        assert record["frames"] == header.NumberOfFrames
+        assert (record["rows"], record["cols"]) == (header.Rows, header.Columns)
+        assert record["primary_angle"] == pytest.approx(float(header.PositionerPrimaryAngle))
+        assert record["fps"] == pytest.approx(1000 / float(header.FrameTime), abs=1e-3)
+        assert "error" not in record
+    cine = records[-1]
+    assert (cine["frames"], cine["primary_angle"], cine["secondary_angle"]) == (37, -27.7, -18.1)
+    assert cine["view"] == view_from_angles(-27.7, -18.1)
+
+
+def test_ingest_exits_1_only_when_every_input_failed(tmp_path: Path, not_dicom: Path):
+    missing = tmp_path / "missing.dcm"
+    code, records = run("ingest", "--json", not_dicom, missing)
+    assert code == 1
+    assert [record["error"] for record in records] == [
+        records[0]["error"],
+        "no such file or folder",
+    ]
+
+
+def test_ingest_prints_a_table_without_json(real_cine: Path):
+    result = runner.invoke(app, ["ingest", str(real_cine)])
+    assert result.exit_code == 0
+    assert "frames" in result.stdout and "37" in result.stdout  # a table, not JSON
+
+
+def test_frames_lists_candidates_of_the_real_cine(real_cine: Path, not_dicom: Path):
+    code, records = run("frames", "--json", real_cine, not_dicom)
+    assert code == 0
+    cine, bad = records
+    assert "error" in bad
+    expected = candidate_frames(read_cine(real_cine).frames)
+    assert cine["candidates"] == [candidate.index for candidate in expected]
+    assert len(cine["candidates"]) == len(cine["kinds"]) == len(cine["opacification"]) > 0
+    top = cine["candidates"][cine["opacification"].index(max(cine["opacification"]))]
+    assert top >= 3, "the first frames are taken before the contrast arrives"
+
+
+def test_frames_respects_min_gap(real_cine: Path):
+    code, records = run("frames", "--json", "--min-gap", "10", real_cine)
+    assert code == 0
+    indices = records[0]["candidates"]
+    assert all(later - earlier >= 10 for earlier, later in pairwise(indices))
+
+
+def test_frames_rejects_a_zero_gap(real_cine: Path):
+    assert runner.invoke(app, ["frames", "--min-gap", "0", str(real_cine)]).exit_code != 0
