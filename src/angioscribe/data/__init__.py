@@ -1,0 +1,1 @@
+"""Datasets: ARCADE import and the catalog of images and cines with leak-free splits."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics the project reports, computed the way their owners define them."""
