@@ -44,12 +44,21 @@ def record(name: str, metrics: dict[str, Any], notes: str = "") -> Path:
     """Store `metrics` for benchmark `name`; returns the JSON file written."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    payload = {"benchmark": name, "date": when, "machine": machine(), "metrics": metrics, "notes": notes}
+    payload = {
+        "benchmark": name,
+        "date": when,
+        "machine": machine(),
+        "metrics": metrics,
+        "notes": notes,
+    }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
-    summary = ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items() if not isinstance(v, dict | list))
+    summary = ", ".join(
+        f"{k}={_fmt(v)}" for k, v in metrics.items() if not isinstance(v, dict | list)
+    )
     with (RESULTS / "HISTORY.md").open("a") as history:
-        history.write(f"- {when} {name} ({payload['machine']['cpu']}, {payload['machine']['cores']} cores): {summary}\n")
+        where = f"{payload['machine']['cpu']}, {payload['machine']['cores']} cores"
+        history.write(f"- {when} {name} ({where}): {summary}\n")
     return path
 
 

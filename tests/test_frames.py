@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from angioscribe.frames import candidate_frames, frame_statistics, local_extrema
+from angioscribe.frames import candidate_frames, frame_statistics, local_extrema, opacification
 
 
 def contrast_cine(n_frames: int = 40, peak: int = 20, size: int = 64) -> np.ndarray:
@@ -61,3 +61,25 @@ def test_bad_shapes_and_gap_are_rejected():
         candidate_frames(np.zeros((4, 4)))
     with pytest.raises(ValueError, match="min_gap"):
         candidate_frames(contrast_cine(), min_gap=0)
+
+
+def test_opacification_ignores_exposure_drift():
+    """Automatic exposure brightens the frames while thin vessels fill: detail still wins."""
+    n, size = 30, 96
+    frames = np.full((n, size, size), 90.0)
+    drift = np.linspace(0, 40, n)
+    filling = np.clip(np.arange(n) / 20, 0, 1)
+    for column in range(10, size, 16):
+        frames[:, :, column : column + 2] -= 60 * filling[:, None, None]
+    frames += drift[:, None, None]
+    candidates = candidate_frames(np.clip(frames, 0, 255).astype(np.uint8), min_gap=3)
+    assert max(candidates, key=lambda c: c.opacification).index >= 20
+    assert opacification(frames[:1])[0] < opacification(frames[-1:])[0]
+
+
+def test_real_cine_best_candidate_is_filled(shared_data):
+    from angioscribe.io import read_cine
+
+    cine = read_cine(shared_data / "cine" / "clinical-lca" / "Projection_0")
+    best = max(candidate_frames(cine.frames), key=lambda c: c.opacification)
+    assert best.index >= cine.n_frames // 2

@@ -30,6 +30,7 @@ __all__ = [
     "read_cine",
     "read_cines",
     "read_studies",
+    "study_key",
     "try_read_cine",
 ]
 
@@ -135,6 +136,15 @@ def read_cines(paths: Iterable[str | Path]) -> Iterator[CineResult]:
         yield try_read_cine(source)
 
 
+def study_key(result: CineResult, root: Path) -> str:
+    """The study a source belongs to: its StudyInstanceUID, else the folder holding it.
+
+    An image-folder cine counts as held by its parent, unless it is the searched root itself.
+    """
+    holder = root if result.source == root else result.source.parent
+    return (result.cine.study_uid if result.cine else None) or str(holder)
+
+
 def read_studies(folder: str | Path) -> list[Study]:
     """The cines under `folder` grouped into studies, in the order first met.
 
@@ -149,8 +159,7 @@ def read_studies(folder: str | Path) -> list[Study]:
         if result.cine is None:
             log.warning("skipped %s", result.error)
             continue
-        holder = root if result.source == root else result.source.parent
-        key = result.cine.study_uid or str(holder)
+        key = study_key(result, root)
         study = studies.setdefault(key, Study(key=key))
         study.cines.append(result.cine)
         study.patient_id = study.patient_id or result.cine.patient_id
