@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import typer
 
-from angioscribe.cli import cines, data, evaluate
+from angioscribe.cli import (
+    analyze,
+    cines,
+    data,
+    evaluate,
+    reports,
+    review,
+)
 
 app = typer.Typer(
     name="angioscribe",
@@ -17,6 +24,9 @@ app = typer.Typer(
 )
 app.command("ingest")(cines.ingest)
 app.command("frames")(cines.frames)
+app.command("analyze")(analyze.analyze)
+app.command("parse-report")(reports.parse_report)
+app.add_typer(review.app, name="review")
 app.add_typer(data.app, name="data")
 app.add_typer(evaluate.app, name="evaluate")
 

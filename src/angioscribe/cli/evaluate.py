@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from angioscribe.cli import reports
 from angioscribe.cli.output import print_records
 from angioscribe.errors import InputError
 from angioscribe.evaluate.arcade_metric import arcade_f1_files
@@ -16,6 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Evaluation: metrics computed exactly as their benchmarks define them.",
 )
+app.command("reports")(reports.evaluate_reports)
+app.command("vlscore-calibrate")(reports.vlscore_calibrate)
 
 
 class ArcadeTask(StrEnum):
@@ -61,3 +64,68 @@ def arcade(
         "per_image": score.per_image,
     }
     print_records([record], as_json, ("task", "images", "f1"))
+
+
+KEYFRAME_COLUMNS = ("set", "n", "f1_6class", "f1_laterality", "f1_keyframe", "accuracy_6class",
+                    "accuracy_laterality")
+DEFAULT_DATA = Path("../shared/data")
+
+
+@app.command("keyframe")
+def keyframe(
+    model: Annotated[
+        str, typer.Option("--model", help="Registered name, hf-hub: id or .safetensors path.")
+    ] = "keyframe-effnetl0",
+    data: Annotated[
+        Path, typer.Option("--data", help="Shared data folder (ARCADE, cines).")
+    ] = DEFAULT_DATA,
+    labels: Annotated[
+        list[Path] | None,
+        typer.Option("--labels", help="Labelled-cine CSV(s); default labels/*-keyframes.csv."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for keyframe-metrics.json and figures.")
+    ] = Path("keyframe-eval"),
+    resamples: Annotated[
+        int, typer.Option("--resamples", min=100, help="Bootstrap resamples.")
+    ] = 1000,
+    val_limit: Annotated[
+        int | None, typer.Option("--val-limit", help="First N ARCADE val images only.")
+    ] = None,
+    sim: Annotated[
+        list[Path] | None,
+        typer.Option("--sim", help="Folder(s) of simulated studies (truth.json + dicom/)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Full report as one JSON object.")
+    ] = False,
+) -> None:
+    """CAG-VLM's figures of merit (6-class, laterality and 3-class key-frame weighted F1) and
+    accuracy, with bootstrap 95 % CIs and confusion-matrix PNGs, on ARCADE val and labelled
+    cines (docs/keyframes.md)."""
+    from angioscribe.cli.output import to_json
+    from angioscribe.errors import AngioscribeError
+    from angioscribe.keyframes.classify import KeyframeClassifier
+    from angioscribe.keyframes.evaluation import evaluate_classifier, evaluation_sets
+
+    label_files = labels if labels else sorted(Path("labels").glob("*-keyframes.csv"))
+    try:
+        classifier = KeyframeClassifier.load(model)
+        sets = evaluation_sets(data, label_files, val_limit=val_limit, sim_folders=sim)
+    except (AngioscribeError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    report = evaluate_classifier(classifier, sets, out, n_resamples=resamples)
+    (out / "keyframe-metrics.json").write_text(to_json(report) + "\n", encoding="utf-8")
+    if as_json:
+        typer.echo(to_json(report))
+        return
+    rows = [{"set": name, "n": int(result["metrics"]["n"]["value"]),
+             **{key: _with_ci(result["metrics"][key]) for key in KEYFRAME_COLUMNS[2:]}}
+            for name, result in report["sets"].items()]
+    print_records(rows, False, KEYFRAME_COLUMNS)
+    typer.echo(f"figures and keyframe-metrics.json in {out}", err=True)
+
+
+def _with_ci(metric: dict[str, float]) -> str:
+    return f"{metric['value']:.3f} [{metric['ci_low']:.3f}, {metric['ci_high']:.3f}]"

@@ -1,0 +1,281 @@
+"""`angioscribe parse-report`, `angioscribe evaluate reports` and `evaluate vlscore-calibrate`.
+
+Thin: read the files, call `angioscribe.report` / `angioscribe.evaluate`, print tables or JSON
+lines, write figures. File formats are documented in docs/reports.md.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from angioscribe.cli.output import print_records, progress, to_json
+from angioscribe.errors import InputError
+from angioscribe.evaluate.embedders import load_embedder, load_image
+from angioscribe.evaluate.report_errors import ERROR_CATEGORIES
+from angioscribe.evaluate.report_figures import metric_distributions
+from angioscribe.evaluate.report_tables import DraftScores, error_table, metric_table
+from angioscribe.evaluate.reports import CalibratedEmbedder, score_drafts
+from angioscribe.evaluate.vlscore import (
+    Calibration,
+    calibrate,
+    calibration_path,
+    embed_triples,
+    mismatched,
+    triangle_area,
+)
+from angioscribe.report.parse import parse_report as parse_text
+from angioscribe.report.records import TextLine, read_drafts, read_texts, read_truths
+
+
+class Lang(StrEnum):
+    en = "en"
+    ja = "ja"
+    auto = "auto"
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
+]
+PredOption = Annotated[
+    list[Path], typer.Option("--pred", help="Draft reports JSONL (id, model, text); repeatable.")
+]
+TruthOption = Annotated[
+    Path, typer.Option("--truth", help="Ground truth JSONL (id, findings/text, image, ...).")
+]
+ImagesOption = Annotated[
+    Path | None, typer.Option("--images", help="Folder the truth's `image` paths are relative to.")
+]
+NormalizeOption = Annotated[
+    bool,
+    typer.Option(
+        "--normalize/--no-normalize",
+        help="L2-normalise embeddings first (the original VLScore does not).",
+    ),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed for resampling and shuffling.")]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-remote-code",
+        help="Let transformers run the model repository's own code (ConceptCLIP needs it).",
+    ),
+]
+
+PARSE_COLUMNS = ("source", "line", "lang", "laterality", "findings", "recommendation", "error")
+
+
+def parse_report(
+    files: Annotated[
+        list[Path], typer.Argument(help=".txt (one report per line) or .jsonl (`text`).")
+    ],
+    lang: Annotated[
+        Lang, typer.Option("--lang", help="Report language; auto detects Japanese.")
+    ] = Lang.auto,
+    as_json: JsonOption = False,
+) -> None:
+    """Structured findings and recommendation for every report line (schema: docs/reports.md).
+
+    Exit code 1 only when no report could be parsed.
+    """
+    lines = [line for path in files for line in _texts_or_error(path)]
+    records = [_parsed_record(line, lang.value) for line in progress(lines, "Parsing reports")]
+    if as_json:
+        print_records(records, True, PARSE_COLUMNS)
+    else:
+        print_records([_parse_summary(r) for r in records], False, PARSE_COLUMNS)
+    if records and all("error" in r for r in records):
+        raise typer.Exit(1)
+
+
+def _texts_or_error(path: Path) -> list[TextLine]:
+    try:
+        return read_texts(path)
+    except InputError as error:
+        return [TextLine(str(path), 0, None, error=error.problem)]
+
+
+def _parsed_record(line: TextLine, lang: str) -> dict[str, Any]:
+    record: dict[str, Any] = {"source": line.source, "line": line.line}
+    if line.id is not None:
+        record["id"] = line.id
+    if line.error:
+        return {**record, "error": line.error}
+    parsed = parse_text(line.text or "", lang, f"{line.source}:{line.line}").to_dict()
+    parsed.pop("text")
+    return {**record, **parsed}
+
+
+def _parse_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """One line per report for people: '#11 75%, LAD no significant stenosis'."""
+    if "error" in record:
+        return record
+    described = []
+    for f in record["findings"]:
+        where = f"#{f['segment']}" if f["segment"] else (f["vessel"] or "all")
+        what = (
+            "no significant stenosis"
+            if f["negated"]
+            else (f"{f['stenosis_percent']}%" if f["stenosis_percent"] is not None else "lesion")
+        )
+        extras = [k for k in ("cto", "thrombus", "calcification", "uncertain") if f[k]]
+        described.append(" ".join([where, what, *extras]))
+    return {**record, "findings": "; ".join(described)}
+
+
+def evaluate_reports(
+    pred: PredOption,
+    truth: TruthOption,
+    images: ImagesOption = None,
+    embedder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--embedder",
+            help="VLScore embedder: hf-hub:ORG/NAME or model folder; "
+            "repeatable. Needs a stored calibration.",
+        ),
+    ] = None,
+    normalize: NormalizeOption = False,
+    trust_remote_code: TrustOption = False,
+    calibration: Annotated[
+        Path | None,
+        typer.Option("--calibration", help="Calibration JSON (default: beside the embedder)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for per-draft scores, tables, figures.")
+    ] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=10, help="Bootstrap resamples.")] = 1000,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Table 4 (error categories per model), text metrics and VLScore of model drafts."""
+    try:
+        truths = read_truths(truth, images)
+        drafts = [d for path in pred for d in read_drafts(path)]
+        embedders = [
+            _calibrated(spec, calibration, normalize, trust_remote_code) for spec in embedder or []
+        ]
+        scores = score_drafts(drafts, truths, embedders)
+    except InputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    metrics = ["bleu4", "rouge_l", *(e.metric for e in embedders)]
+    errors = error_table(scores, n_boot=n_boot, seed=seed)
+    summary = metric_table(scores, metrics, n_boot=n_boot, seed=seed)
+    if as_json:
+        print_records(
+            [{"table": "errors", **r} for r in errors]
+            + [{"table": "metrics", **r} for r in summary],
+            True,
+            (),
+        )
+    else:
+        print_records([error_display(r) for r in errors], False, error_display_columns(errors))
+        print_records([_metric_display(r) for r in summary], False, METRIC_DISPLAY_COLUMNS)
+    if out:
+        _write_outputs(out, scores, errors, summary, [e.metric for e in embedders])
+
+
+def _calibrated(spec: str, path: Path | None, normalize: bool, trust: bool) -> CalibratedEmbedder:
+    stored = Calibration.load(path or calibration_path(spec), normalize)
+    return CalibratedEmbedder(load_embedder(spec, trust_remote_code=trust), stored)
+
+
+def _write_outputs(
+    out: Path,
+    scores: list[DraftScores],
+    errors: list[dict],
+    summary: list[dict],
+    vlscores: list[str],
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "per_draft.jsonl").open("w", encoding="utf-8") as handle:
+        handle.writelines(to_json(s.to_dict()) + "\n" for s in scores)
+    tables = {"errors": errors, "metrics": summary}
+    (out / "tables.json").write_text(json.dumps(tables, indent=2, ensure_ascii=False) + "\n")
+    metric_distributions(scores, ["bleu4", "rouge_l"], out / "text_metrics.png")
+    if vlscores:
+        metric_distributions(scores, vlscores, out / "vlscore.png")
+    typer.echo(f"wrote {out}/per_draft.jsonl, tables.json and figures", err=True)
+
+
+METRIC_DISPLAY_COLUMNS = ("model", "metric", "n", "mean", "sd", "95% CI")
+
+
+def error_display_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Table 4's columns; the clinician's score only when there is one."""
+    score = ("score",) if any("score_mean" in row for row in rows) else ()
+    return ("model", "n", *score, *ERROR_CATEGORIES)
+
+
+def error_display(row: dict[str, Any]) -> dict[str, Any]:
+    """Table 4 as people read it: 'drafts with the error (rate [95% CI])'."""
+    shown: dict[str, Any] = {"model": row["model"], "n": row["n"]}
+    if "score_mean" in row:
+        shown["score"] = f"{row['score_mean']:.2f} ± {row['score_sd']:.2f}"
+    for category in ERROR_CATEGORIES:
+        low, high = row[f"{category}_ci"]
+        shown[category] = (
+            f"{row[f'{category}_drafts']} ({row[f'{category}_rate']:.0%} [{low:.0%}-{high:.0%}])"
+        )
+    return shown
+
+
+def _metric_display(row: dict[str, Any]) -> dict[str, Any]:
+    low, high = row["ci"]
+    return {
+        **row,
+        "mean": f"{row['mean']:.4f}",
+        "sd": f"{row['sd']:.4f}",
+        "95% CI": f"[{low:.4f}, {high:.4f}]",
+    }
+
+
+def vlscore_calibrate(
+    embedder: Annotated[str, typer.Option("--embedder", help="hf-hub:ORG/NAME or a model folder.")],
+    truth: TruthOption,
+    images: ImagesOption = None,
+    pred: Annotated[
+        list[Path] | None, typer.Option("--pred", help="Drafts to include in the calibration set.")
+    ] = None,
+    normalize: NormalizeOption = False,
+    trust_remote_code: TrustOption = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Calibration JSON to write.")] = None,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Store C, the largest triangle area on a calibration set, for one embedder.
+
+    The set pairs each truth image with its reference and (a) another case's reference, the
+    "wrong report" end of the scale, and (b) any given drafts for that case.
+    """
+    try:
+        truths = [t for t in read_truths(truth, images).values() if t.image and t.text]
+        if len(truths) < 2:
+            raise InputError(truth, "calibration needs at least two cases with `image` and `text`")
+        drafts = [d for path in pred or [] for d in read_drafts(path)]
+        model = load_embedder(embedder, trust_remote_code=trust_remote_code)
+        by_case = {t.case_id: t for t in truths}
+        pairs = list(zip(truths, mismatched([t.text for t in truths], seed), strict=True))
+        pairs += [(by_case[d.case_id], d.text) for d in drafts if d.case_id in by_case]
+        images_ = [load_image(t.image) for t, _ in pairs]
+        embedded = embed_triples(
+            model, images_, [t.text for t, _ in pairs], [g for _, g in pairs], normalize
+        )
+        result = Calibration(embedder, normalize, calibrate(triangle_area(*embedded)), len(pairs))
+        path = result.save(out or calibration_path(embedder))
+    except (InputError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    record = {
+        "embedder": embedder,
+        "normalize": normalize,
+        "c": result.c,
+        "triples": result.triples,
+        "path": str(path),
+    }
+    print_records([record], as_json, tuple(record))

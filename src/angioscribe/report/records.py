@@ -1,0 +1,166 @@
+"""Reading report files: plain text, draft reports of models, and ground truth (docs/reports.md).
+
+Every error names the file and line, so a broken line in a 10,000-line JSONL is found at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from angioscribe.errors import InputError
+from angioscribe.report.parse import parse_report
+from angioscribe.report.structured import ParsedReport
+
+
+@dataclass
+class TextLine:
+    """One report to parse: a line of a .txt file or the `text` of a JSONL record."""
+
+    source: str
+    line: int
+    text: str | None
+    id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Draft:
+    """A model's report for one case."""
+
+    case_id: str
+    model: str
+    text: str
+    lang: str = "auto"
+
+
+@dataclass
+class Truth:
+    """The reference for one case: structured findings and plan, reference text, image."""
+
+    case_id: str
+    report: ParsedReport
+    text: str = ""
+    image: Path | None = None
+    patient_id: str | None = None
+
+    @property
+    def group(self) -> str:
+        """The bootstrap resampling unit: the patient when known, else the case."""
+        return self.patient_id or self.case_id
+
+
+def jsonl_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(`file:line`, record) for each non-blank line; a bad line is an InputError naming it."""
+    for number, line in enumerate(_read_lines(path), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(where, f"not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise InputError(where, "each line must be a JSON object")
+        yield where, record
+
+
+def _read_lines(path: str | Path) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(path, f"cannot read: {error}") from None
+
+
+def read_texts(path: str | Path) -> list[TextLine]:
+    """Reports in a .txt (one per line) or .jsonl (the `text` field) file.
+
+    A JSONL line without usable text becomes a TextLine with `error` set, so one bad record
+    does not stop a batch.
+    """
+    if Path(path).suffix.lower() != ".jsonl":
+        return [
+            TextLine(str(path), number, line)
+            for number, line in enumerate(_read_lines(path), start=1)
+            if line.strip()
+        ]
+    lines = []
+    for number, line in enumerate(_read_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            text = record["text"]
+            if not isinstance(text, str):
+                raise TypeError
+            lines.append(TextLine(str(path), number, text, _optional_id(record)))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            problem = "needs a JSON object with a string `text` field"
+            lines.append(TextLine(str(path), number, None, error=problem))
+    return lines
+
+
+def _optional_id(record: dict[str, Any]) -> str | None:
+    return str(record["id"]) if "id" in record else None
+
+
+def read_drafts(path: str | Path) -> list[Draft]:
+    """Model drafts: `id` and `text` required; `model` defaults to the file's stem."""
+    drafts = []
+    for where, record in jsonl_records(path):
+        _require(where, record, ("id", "text"))
+        drafts.append(
+            Draft(
+                case_id=str(record["id"]),
+                model=str(record.get("model") or Path(path).stem),
+                text=str(record["text"]),
+                lang=str(record.get("lang", "auto")),
+            )
+        )
+    return drafts
+
+
+def read_truths(path: str | Path, images: str | Path | None = None) -> dict[str, Truth]:
+    """Ground truth by case id.
+
+    With `findings` the record is structured truth; without, its `text` is parsed (and its
+    `laterality`, if given, still names the image's side). `image` paths are relative to
+    `images` if given, else to the truth file's folder.
+    """
+    image_root = Path(images) if images else Path(path).parent
+    truths: dict[str, Truth] = {}
+    for where, record in jsonl_records(path):
+        _require(where, record, ("id",))
+        case_id = str(record["id"])
+        if case_id in truths:
+            raise InputError(where, f"case id {case_id!r} appears twice")
+        truths[case_id] = Truth(
+            case_id=case_id,
+            report=_truth_report(where, record),
+            text=str(record.get("text", "")),
+            image=image_root / record["image"] if record.get("image") else None,
+            patient_id=str(record["patient_id"]) if record.get("patient_id") else None,
+        )
+    return truths
+
+
+def _truth_report(where: str, record: dict[str, Any]) -> ParsedReport:
+    if "findings" in record:
+        return ParsedReport.from_dict(record, where)
+    if not record.get("text"):
+        raise InputError(where, "truth needs `findings` or a reference `text` to parse")
+    parsed = parse_report(record["text"], record.get("lang", "auto"), where)
+    given = ParsedReport.from_dict({"laterality": record.get("laterality")}, where)
+    parsed.stated_laterality = given.stated_laterality or parsed.laterality
+    if record.get("recommendation"):
+        parsed.recommendations = ParsedReport.from_dict(record, where).recommendations
+    return parsed
+
+
+def _require(where: str, record: dict[str, Any], keys: tuple[str, ...]) -> None:
+    missing = [key for key in keys if key not in record]
+    if missing:
+        raise InputError(where, f"missing field(s): {', '.join(missing)}")
