@@ -7,11 +7,12 @@ DEMO_OUT ?= demo-output
 
 .PHONY: install system-deps demo test lint bench lock clean
 
-# Debian tools the readers fall back on (dcmtk decodes 12-bit JPEG extended DICOM).
+# Debian tools: dcmtk is the readers' codec fallback (and makes test files in every transfer
+# syntax); dicom3tools' dciodvfy validates the DICOM the simulator writes.
 system-deps:
-	@command -v dcmdjpeg >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq dcmtk >/dev/null; \
-	  else echo "warning: dcmtk missing and not root; 12-bit JPEG extended DICOM will not decode"; fi; }
+	@command -v dcmdjpeg >/dev/null 2>&1 && command -v dciodvfy >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq dcmtk dicom3tools >/dev/null; \
+	  else echo "warning: not root; install Debian's dcmtk and dicom3tools by hand"; fi; }
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)

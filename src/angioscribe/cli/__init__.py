@@ -14,6 +14,7 @@ from angioscribe.cli import (
     evaluate,
     reports,
     review,
+    sim,
 )
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.command("parse-report")(reports.parse_report)
 app.add_typer(review.app, name="review")
 app.add_typer(data.app, name="data")
 app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(sim.app, name="sim")
 
 
 def main() -> None:

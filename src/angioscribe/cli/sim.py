@@ -1,0 +1,87 @@
+"""`angioscribe sim ...`: synthetic studies with complete ground truth (a phantom, not patients)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from angioscribe.cli.output import print_records, progress
+from angioscribe.errors import InputError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Simulate coronary angiography studies (DICOM + truth + reports) for testing and "
+    "training. Synthetic phantoms: not a substitute for clinical data or validation.",
+)
+
+OutOption = Annotated[Path, typer.Option("--out", help="Folder to write into (created).")]
+SeedOption = Annotated[
+    int, typer.Option("--seed", min=0, help="Random seed; same seed, same output.")
+]
+RleOption = Annotated[bool, typer.Option("--rle", help="RLE-compress the DICOM pixel data.")]
+PngOption = Annotated[bool, typer.Option("--png", help="Also write every frame as PNG.")]
+Mp4Option = Annotated[bool, typer.Option("--mp4", help="Also write an H.264 preview per cine.")]
+WorkersOption = Annotated[int, typer.Option(
+    "--workers", min=1, help="Render this many cines at once (threads); output is identical.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
+]
+STUDY_COLUMNS = ("study_id", "seed", "views", "frames", "lesions", "recommendation", "folder")
+
+
+@app.command("study")
+def study(out: OutOption, seed: SeedOption = 0, rle: RleOption = False, png: PngOption = False,
+          mp4: Mp4Option = False, workers: WorkersOption = 1, as_json: JsonOption = False
+          ) -> None:
+    """One study: XA DICOM per cine, masks, truth.json, DeepCORO CSV and EN/JA reports."""
+    from angioscribe.sim.study import simulate_study
+    from angioscribe.sim.writers import write_study
+
+    simulated = simulate_study(seed, workers=workers)
+    write_study(simulated, out, rle=rle, png=png, mp4=mp4)
+    print_records([{
+        "study_id": simulated.study_id,
+        "seed": seed,
+        "views": len(simulated.views),
+        "frames": sum(view.timeline.n_frames for view in simulated.views),
+        "lesions": ", ".join(f"#{lesion.segment} {lesion.stenosis_percent}%"
+                             for lesion in simulated.lesions),
+        "recommendation": simulated.plan.recommendation,
+        "folder": str(out / simulated.study_id),
+    }], as_json, STUDY_COLUMNS)
+
+
+@app.command("dataset")
+def dataset(out: OutOption, n_studies: Annotated[int, typer.Option(
+    "--n-studies", min=1, help="How many studies.")] = 10, seed: SeedOption = 0,
+            rle: RleOption = False, png: PngOption = False, mp4: Mp4Option = False,
+            workers: WorkersOption = 1) -> None:
+    """Many studies under OUT, plus OUT/deepcoro.csv over all their cines.
+
+    Each study's seed is in its truth.json: `sim study --seed` regenerates any one of them.
+    """
+    from angioscribe.sim.writers import dataset_seeds, write_dataset
+
+    seeds = dataset_seeds(seed, n_studies)
+    csv_path = write_dataset(out, progress(seeds, "Simulating studies", total=len(seeds)),
+                             workers=workers, rle=rle, png=png, mp4=mp4)
+    typer.echo(f"{n_studies} studies in {out}; labels in {csv_path}")
+
+
+@app.command("compare")
+def compare(real: Annotated[Path, typer.Argument(help="A real cine (DICOM, video or frame "
+                                                     "folder) to compare against.")],
+            out: Annotated[Path, typer.Option("--out", help="PNG figure to write.")],
+            seed: SeedOption = 0) -> None:
+    """Figure: a cine simulated at REAL's angles beside REAL, frames and intensity curves."""
+    from angioscribe.io import read_cine
+    from angioscribe.sim.compare import comparison_figure, simulate_like
+
+    try:
+        cine = read_cine(real)
+    except InputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(str(comparison_figure(cine, simulate_like(cine, seed), out)))
