@@ -13,11 +13,15 @@ from angioscribe.frames import DEFAULT_MIN_GAP
 
 
 def analyze(
-    paths: Annotated[list[Path], typer.Argument(help="Study folders, DICOM files or cine folders.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for analysis.json and figures/.")] = Path(
-        "angioscribe-output"
-    ),
-    as_json: Annotated[bool, typer.Option("--json", help="Print each study as one JSON line.")] = False,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Study folders, DICOM files or cine folders.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for analysis.json and figures/.")
+    ] = Path("angioscribe-output"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each study as one JSON line.")
+    ] = False,
     min_gap: Annotated[int, typer.Option("--min-gap", min=1)] = DEFAULT_MIN_GAP,
 ) -> None:
     """Run every stage that exists on each study; unreadable inputs are listed, not fatal.

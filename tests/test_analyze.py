@@ -1,0 +1,64 @@
+"""`analyze` and the demo: the chain over study folders, bad inputs recorded, outputs written."""
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from angioscribe.cli import app
+from angioscribe.demo import main as demo_main
+
+
+def test_analyze_real_cine_and_dicoms(shared_data, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app,
+        [
+            "analyze",
+            str(shared_data / "cine"),
+            str(shared_data / "dicom"),
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    studies = [json.loads(line) for line in result.stdout.splitlines()]
+    cines = [cine for study in studies for cine in study["cines"]]
+    assert len(cines) == 7
+    real = next(c for c in cines if "clinical-lca" in c["source"])
+    assert real["view"] == "RAO Caudal"
+    assert real["candidates"] and (out / "analysis.json").exists()
+    for cine in cines:
+        assert Path(cine["figure"]).is_file() and cine["figure"].endswith(".png")
+
+
+def test_analyze_records_bad_inputs_and_goes_on(shared_data, tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "broken.dcm").write_bytes(b"DICM not really")
+    (study / "good.dcm").write_bytes(
+        (shared_data / "dicom" / "phantom-xa" / "IM1.dcm").read_bytes()
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["analyze", str(study), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "analysis.json").read_text())
+    errors = [error for s in saved for error in s["errors"]]
+    assert [e["path"] for e in errors] == [str(study / "broken.dcm")]
+    assert sum(len(s["cines"]) for s in saved) == 1
+
+
+def test_analyze_fails_when_nothing_reads(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a cine")
+    result = CliRunner().invoke(
+        app, ["analyze", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1
+
+
+def test_demo_simulates_a_study_without_shared_data(tmp_path):
+    demo_main(["--data", str(tmp_path / "absent"), "--out", str(tmp_path / "demo")])
+    saved = json.loads((tmp_path / "demo" / "analysis.json").read_text())
+    assert len(saved) == 1 and len(saved[0]["cines"]) >= 6
+    assert all(cine["candidates"] for cine in saved[0]["cines"])
