@@ -12,9 +12,12 @@ from angioscribe.cli import (
     cines,
     data,
     evaluate,
+    keyframes,
     reports,
     review,
+    segment,
     sim,
+    train,
 )
 
 app = typer.Typer(
@@ -25,11 +28,15 @@ app = typer.Typer(
 )
 app.command("ingest")(cines.ingest)
 app.command("frames")(cines.frames)
+app.command("classify")(keyframes.classify)
+app.command("keyframes")(keyframes.keyframes)
 app.command("analyze")(analyze.analyze)
 app.command("parse-report")(reports.parse_report)
 app.add_typer(review.app, name="review")
 app.add_typer(data.app, name="data")
 app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(train.app, name="train")
+app.command("segment")(segment.segment)
 app.add_typer(sim.app, name="sim")
 
 

@@ -1,0 +1,120 @@
+"""Key-frame classifier metrics: CAG-VLM's three figures of merit, accuracy, CIs, a figure.
+
+CAG-VLM reports one six-class confusion matrix and three weighted F1 scores read from it:
+six-class (laterality x quality), laterality (LCA vs RCA, whatever the quality) and key frame
+(LCA_better / RCA_better / everything else). They are computed here from integer class indices
+(`keyframes.classes.CLASSES` order), with percentile bootstrap 95 % CIs over frames or, when
+groups are given, over videos/patients (frames of one video are not independent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from angioscribe.keyframes.classes import CLASSES, KEYFRAME_CLASSES, LATERALITIES
+
+N_CLASSES = len(CLASSES)
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(true, predicted) count matrix."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return matrix
+
+
+def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Per-class F1 averaged with weights = true class frequency (sklearn's "weighted")."""
+    matrix = confusion(y_true, y_pred, n_classes)
+    tp = np.diag(matrix).astype(float)
+    predicted, actual = matrix.sum(0), matrix.sum(1)
+    denominator = predicted + actual
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return float((f1 * actual).sum() / max(actual.sum(), 1))
+
+
+def to_laterality(indices: np.ndarray) -> np.ndarray:
+    """0 LCA, 1 RCA from six-class indices."""
+    return np.asarray(indices) // (N_CLASSES // len(LATERALITIES))
+
+
+def to_keyframe(indices: np.ndarray) -> np.ndarray:
+    """0 LCA_better, 1 RCA_better, 2 others from six-class indices."""
+    lookup = np.array([KEYFRAME_CLASSES.index(c) if c in KEYFRAME_CLASSES else 2 for c in CLASSES])
+    return lookup[np.asarray(indices)]
+
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "f1_6class": lambda t, p: weighted_f1(t, p, N_CLASSES),
+    "f1_laterality": lambda t, p: weighted_f1(to_laterality(t), to_laterality(p), 2),
+    "f1_keyframe": lambda t, p: weighted_f1(to_keyframe(t), to_keyframe(p), 3),
+    "accuracy_6class": lambda t, p: float(np.mean(np.asarray(t) == np.asarray(p))),
+    "accuracy_laterality": lambda t, p: float(np.mean(to_laterality(t) == to_laterality(p))),
+}
+
+
+def keyframe_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
+    """All figures of merit as point estimates."""
+    true, pred = np.asarray(y_true), np.asarray(y_pred)
+    return {name: metric(true, pred) for name, metric in METRICS.items()}
+
+
+def keyframe_report(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    groups: Sequence[str] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, float | str]]:
+    """{metric: {"value", "ci_low", "ci_high", "ci_unit"}} with bootstrap 95 % CIs.
+
+    With `groups` of at least two distinct values, whole groups (videos, source images) are
+    resampled; otherwise frames are, and `ci_unit` says so: the CI of a single video's frames
+    describes that video only.
+    """
+    from angioscribe.evaluate.bootstrap import bootstrap_ci
+
+    true, pred = np.asarray(y_true), np.asarray(y_pred)
+    by_group = groups is not None and len(set(groups)) >= 2
+    unit = "group" if by_group else "frame"
+    report: dict[str, dict[str, float | str]] = {}
+    for name, metric in METRICS.items():
+        interval = bootstrap_ci((true, pred), metric, n=n_resamples, seed=seed,
+                                groups=groups if by_group else None)
+        report[name] = {"value": interval.estimate, "ci_low": interval.low,
+                        "ci_high": interval.high, "ci_unit": unit}
+    report["n"] = {"value": float(len(true))}
+    return report
+
+
+def plot_confusion(y_true: Sequence[int], y_pred: Sequence[int], path: str | Path,
+                   title: str = "Key-frame classifier") -> Path:
+    """Six-class confusion matrix as a PNG, counts and row-normalised shading (CAG-VLM Fig. 4)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = confusion(np.asarray(y_true), np.asarray(y_pred), N_CLASSES)
+    rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    figure, axes = plt.subplots(figsize=(6.4, 5.4), dpi=120)
+    image = axes.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(N_CLASSES):
+        for j in range(N_CLASSES):
+            axes.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                      color="white" if rows[i, j] > 0.5 else "black", fontsize=9)
+    axes.set_xticks(range(N_CLASSES), CLASSES, rotation=35, ha="right")
+    axes.set_yticks(range(N_CLASSES), CLASSES)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, label="fraction of true class")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path

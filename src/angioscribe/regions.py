@@ -1,0 +1,205 @@
+"""From class probability maps to the regions (polygons) the ARCADE metric and findings read.
+
+The official metric shapes these rules (see evaluate/arcade_metric.py):
+- syntax: only the first polygon per class counts, and ONE predicted class that the image does
+  not show zeroes the whole image. So each class gets at most one polygon (its largest
+  connected piece), only one coronary side is kept per image, and a class is reported only when
+  its confidence clears a per-class threshold chosen on validation data.
+- stenosis: each lesion is one polygon (one connected component); specks below a minimum area
+  and low-confidence blobs are dropped, since every extra prediction adds a zero to the mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from shapely.geometry import Polygon
+
+from angioscribe.anatomy import ARCADE_STENOSIS_ID, arcade_categories, segment_by_arcade_id
+
+
+@dataclass(frozen=True)
+class Region:
+    """One predicted region: a class, its outline (N, 2) in pixel (x, y), confidence, size."""
+
+    category_id: int
+    polygon: np.ndarray
+    score: float
+    area: float
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """COCO box (x, y, width, height) around the polygon."""
+        x_min, y_min = self.polygon.min(axis=0)
+        x_max, y_max = self.polygon.max(axis=0)
+        return float(x_min), float(y_min), float(x_max - x_min), float(y_max - y_min)
+
+    def to_coco(self, image_id: int, annotation_id: int) -> dict[str, Any]:
+        return {
+            "id": annotation_id,
+            "image_id": image_id,
+            "category_id": self.category_id,
+            "segmentation": [np.round(self.polygon, 2).ravel().tolist()],
+            "area": self.area,
+            "bbox": [round(v, 2) for v in self.bbox],
+            "iscrowd": 0,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class SyntaxRules:
+    """Which segment classes to report. `min_score` is the default confidence threshold,
+    `class_min_score` overrides it per ARCADE id (tuned on val)."""
+
+    min_score: float = 0.5
+    class_min_score: dict[int, float] = field(default_factory=dict)
+    min_area: int = 30
+    one_side: bool = True
+
+    def threshold(self, category_id: int) -> float:
+        return self.class_min_score.get(category_id, self.min_score)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_score": self.min_score, "min_area": self.min_area,
+                "one_side": self.one_side,
+                "class_min_score": {str(k): v for k, v in self.class_min_score.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SyntaxRules:
+        return cls(min_score=float(data.get("min_score", 0.5)),
+                   class_min_score={int(k): float(v)
+                                    for k, v in data.get("class_min_score", {}).items()},
+                   min_area=int(data.get("min_area", 30)),
+                   one_side=bool(data.get("one_side", True)))
+
+
+@dataclass(frozen=True)
+class StenosisRules:
+    """Lesion pixels are those with probability >= `pixel_threshold`; a component is reported
+    when its area >= `min_area` and its mean probability >= `min_score`."""
+
+    pixel_threshold: float = 0.5
+    min_area: int = 20
+    min_score: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pixel_threshold": self.pixel_threshold, "min_area": self.min_area,
+                "min_score": self.min_score}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StenosisRules:
+        return cls(**{key: data[key] for key in ("pixel_threshold", "min_area", "min_score")
+                      if key in data})
+
+
+def syntax_candidates(probabilities: np.ndarray, min_area: int = 1) -> list[Region]:
+    """Every segment class's largest connected piece of the arg-max map, scored by its mean
+    probability, before any threshold (thresholds are tuned on these)."""
+    labels = torch.from_numpy(probabilities).argmax(dim=0).numpy()  # 2x numpy's on (C, H, W)
+    regions = []
+    for category_id in np.unique(labels):
+        if category_id == 0:
+            continue
+        piece = largest_component(labels == category_id)
+        area = int(piece.sum())
+        polygon = mask_polygon(piece)
+        if area < min_area or polygon is None:
+            continue
+        score = float(probabilities[category_id][piece].mean())
+        regions.append(Region(int(category_id), polygon, score, float(area)))
+    return regions
+
+
+def select_syntax(candidates: list[Region], rules: SyntaxRules) -> list[Region]:
+    """Apply the one-side rule, then the per-class confidence and area thresholds."""
+    if rules.one_side:
+        candidates = _dominant_side(candidates)
+    return [region for region in candidates
+            if region.score >= rules.threshold(region.category_id)
+            and region.area >= rules.min_area]
+
+
+def syntax_regions(probabilities: np.ndarray, rules: SyntaxRules) -> list[Region]:
+    """At most one polygon per SYNTAX class, one coronary side, confident classes only."""
+    return select_syntax(syntax_candidates(probabilities), rules)
+
+
+def _dominant_side(candidates: list[Region]) -> list[Region]:
+    """Keep the side (LCA/RCA) with more confident area: an image shows one injection, and a
+    wrong-side class would zero the image's score."""
+    weight = {"LCA": 0.0, "RCA": 0.0}
+    for region in candidates:
+        weight[segment_by_arcade_id(region.category_id).laterality] += region.score * region.area
+    side = max(weight, key=weight.__getitem__)
+    return [r for r in candidates if segment_by_arcade_id(r.category_id).laterality == side]
+
+
+def stenosis_regions(probabilities: np.ndarray, rules: StenosisRules) -> list[Region]:
+    """One polygon per connected lesion component, confident and large enough."""
+    lesion = probabilities[1] >= rules.pixel_threshold
+    count, components = cv2.connectedComponents(lesion.astype(np.uint8), connectivity=8)
+    regions = []
+    for index in range(1, count):
+        piece = components == index
+        area = int(piece.sum())
+        if area < rules.min_area:
+            continue
+        score = float(probabilities[1][piece].mean())
+        polygon = mask_polygon(piece)
+        if score >= rules.min_score and polygon is not None:
+            regions.append(Region(ARCADE_STENOSIS_ID, polygon, score, float(area)))
+    return sorted(regions, key=lambda region: region.score, reverse=True)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    count, components, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8), connectivity=8
+    )
+    if count <= 2:
+        return mask.astype(bool)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return components == largest
+
+
+def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
+    """Outer outline (N, 2) of a mask's largest piece, or None if it has no area.
+
+    The outline runs through boundary pixel centres, half a pixel inside the mask's edge,
+    while training masks include every pixel an annotation's outline touches; the two offsets
+    roughly cancel, so the polygon's area matches the annotation's. Holes are filled: a COCO
+    polygon has none, and the metric reads only the outline.
+    """
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    outline = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float64)
+    if len(outline) < 3 or Polygon(outline).area <= 0:
+        return _pixel_box(outline)
+    return outline
+
+
+def _pixel_box(points: np.ndarray) -> np.ndarray:
+    """A thin line or single pixel has no polygon area; use the box of its pixels instead."""
+    x_min, y_min = points.min(axis=0) - 0.5
+    x_max, y_max = points.max(axis=0) + 0.5
+    return np.array([[x_min, y_min], [x_max, y_min], [x_max, y_max], [x_min, y_max]])
+
+
+def coco_results(images: list[dict[str, Any]], regions: list[list[Region]]) -> dict[str, Any]:
+    """A COCO results file: `images` (file_name, id, width, height), ARCADE `categories`, and
+    one annotation per region with its polygon in pixels and score.
+
+    All 26 ARCADE categories are listed for either task, as in ARCADE's own files: the official
+    scorer asserts that prediction and ground truth list the same number of categories."""
+    annotations = []
+    for image, image_regions in zip(images, regions, strict=True):
+        for region in image_regions:
+            annotations.append(region.to_coco(int(image["id"]), len(annotations) + 1))
+    return {"images": [dict(image) for image in images],
+            "categories": arcade_categories(), "annotations": annotations}

@@ -1,0 +1,73 @@
+"""X-ray augmentation for segmentation crops: geometry and exposure, never mirror anatomy.
+
+Angiograms vary in exposure (dose, patient size, detector gain), in C-arm angle and
+magnification, and in quantum noise; these are what the model must tolerate. Mirroring is only
+allowed when labels are side-free (stenosis): a mirrored left coronary tree is no real anatomy,
+and the SYNTAX classes are told apart partly by where a vessel runs in the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class XrayAugment:
+    """Random crop at full resolution with small rotation/scale, then gamma, contrast,
+    brightness, blur and noise. All randomness comes from the `rng` passed in, so a sample is
+    reproducible from (seed, epoch, index) and training resumes exactly."""
+
+    crop: int = 288
+    rotate_degrees: float = 10.0
+    scale_range: tuple[float, float] = (0.85, 1.2)
+    gamma_range: tuple[float, float] = (0.7, 1.5)
+    contrast_range: tuple[float, float] = (0.75, 1.3)
+    brightness: float = 0.1
+    blur_probability: float = 0.2
+    noise_max: float = 0.03
+    flips: bool = False
+
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(crop x crop) uint8 image and mask from a (H, W) uint8 image and label map; a
+        whole-frame classifier passes mask None and gets None back."""
+        image, mask = self._geometry(image, mask, rng)
+        return self._exposure(image, rng), mask
+
+    def _geometry(
+        self, image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        height, width = image.shape
+        scale = rng.uniform(*self.scale_range)
+        angle = rng.uniform(-self.rotate_degrees, self.rotate_degrees)
+        half = self.crop / 2 / scale
+        center_x = rng.uniform(min(half, width / 2), max(width - half, width / 2))
+        center_y = rng.uniform(min(half, height / 2), max(height - half, height / 2))
+        matrix = cv2.getRotationMatrix2D((center_x, center_y), angle, scale)
+        matrix[:, 2] += (self.crop / 2 - center_x, self.crop / 2 - center_y)
+        size = (self.crop, self.crop)
+        fill = int(np.median(image))
+        image = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderValue=fill)
+        if mask is not None:
+            mask = cv2.warpAffine(mask, matrix, size, flags=cv2.INTER_NEAREST, borderValue=0)
+        if self.flips:
+            if rng.random() < 0.5:
+                image, mask = image[:, ::-1], None if mask is None else mask[:, ::-1]
+            if rng.random() < 0.5:
+                image, mask = image[::-1], None if mask is None else mask[::-1]
+        return np.ascontiguousarray(image), None if mask is None else np.ascontiguousarray(mask)
+
+    def _exposure(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x = image.astype(np.float32) / 255.0
+        x = x ** rng.uniform(*self.gamma_range)
+        mean = float(x.mean())
+        x = (x - mean) * rng.uniform(*self.contrast_range) + mean
+        x = x + rng.uniform(-self.brightness, self.brightness)
+        if rng.random() < self.blur_probability:
+            x = cv2.GaussianBlur(x, (0, 0), sigmaX=rng.uniform(0.5, 1.2))
+        x = x + rng.normal(0.0, rng.uniform(0.0, self.noise_max), size=x.shape).astype(np.float32)
+        return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

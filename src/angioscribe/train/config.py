@@ -1,0 +1,90 @@
+"""Training configuration: one dataclass, defaults per task, overrides from a YAML/JSON file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from angioscribe.errors import InputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs; saved into every checkpoint so a resume uses the same recipe.
+
+    `model` names the registry entry whose architecture and labels are trained; `encoder`
+    and `encoder_weights` override it (e.g. a larger timm encoder with "timm" hub weights).
+    """
+
+    task: str = "syntax"
+    model: str = "syntax-seg"
+    encoder: str | None = None
+    encoder_weights: str | None = None
+    data_root: str = "../shared/data"
+    out_dir: str = "runs/syntax-seg"
+    epochs: int = 30
+    batch_size: int = 8
+    crop_size: int = 288
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    dice_weight: float = 1.0
+    class_weight_power: float = 0.5
+    eval_every_epochs: int = 2
+    val_limit: int | None = None
+    train_limit: int | None = None
+    checkpoint_minutes: float = 10.0
+    log_every_steps: int = 10
+    max_steps: int | None = None
+    threads: int = 2
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+TASK_DEFAULTS: dict[str, TrainConfig] = {
+    "syntax": TrainConfig(),
+    "stenosis": TrainConfig(task="stenosis", model="stenosis-seg", out_dir="runs/stenosis-seg"),
+    "keyframe": TrainConfig(
+        task="keyframe", model="keyframe-effnetl0", out_dir="runs/keyframe-effnetl0", epochs=6,
+        batch_size=32, lr=5e-4, weight_decay=0.01, warmup_steps=50, class_weight_power=1.0,
+        eval_every_epochs=1, checkpoint_minutes=5.0, threads=1,
+    ),
+}
+
+
+def load_config(task: str, path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """The task's defaults, updated by the file (YAML or JSON) and then by `overrides`."""
+    if task not in TASK_DEFAULTS:
+        raise InputError(task, f"unknown training task; expected one of {sorted(TASK_DEFAULTS)}")
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(_read_mapping(Path(path)))
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    known = {field.name for field in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(path or "overrides", f"unknown config keys: {', '.join(unknown)}")
+    config = replace(TASK_DEFAULTS[task], **values)
+    if config.task != task:
+        raise InputError(path or task, f"config is for task {config.task!r}, not {task!r}")
+    return config
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise InputError(path, f"cannot read config: {error}") from error
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+    else:
+        import yaml
+
+        data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise InputError(path, "config must be a mapping of TrainConfig fields")
+    return data

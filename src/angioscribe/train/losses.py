@@ -1,0 +1,69 @@
+"""Losses for thin, imbalanced structures: weighted cross-entropy plus soft Dice.
+
+Vessels cover ~5 % of an angiogram and single SYNTAX segments well under 1 %, so plain
+cross-entropy settles for background. Class weights lift rare classes pixel-wise; Dice, computed
+per class over the batch, rewards overlap regardless of a class's size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def class_weights(
+    pixel_counts: np.ndarray, power: float = 0.5, max_weight: float = 20.0
+) -> torch.Tensor:
+    """Inverse-frequency weights (frequency ** -power), scaled so the average pixel weighs 1.
+
+    power 0.5 (inverse square root) is the usual compromise: full inverse frequency makes
+    the rarest segments dominate and the loss noisy.
+    """
+    frequency = np.maximum(pixel_counts.astype(np.float64), 1.0) / max(pixel_counts.sum(), 1)
+    weights = frequency**-power
+    weights = weights / float((weights * frequency).sum())
+    return torch.tensor(np.minimum(weights, max_weight), dtype=torch.float32)
+
+
+class DiceCELoss(nn.Module):
+    """Weighted cross-entropy + (1 - soft Dice) averaged over foreground classes in the batch.
+
+    Classes absent from the batch's target are left out of the Dice mean: their Dice would be
+    0 or 1 by accident, and the cross-entropy already punishes predicting them.
+    """
+
+    def __init__(self, weights: torch.Tensor | None = None, dice_weight: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("weights", weights if weights is not None else torch.empty(0))
+        self.dice_weight = dice_weight
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weight = self.weights if self.weights.numel() else None
+        cross_entropy = F.cross_entropy(logits.float(), target, weight=weight)
+        if self.dice_weight == 0:
+            return cross_entropy
+        return cross_entropy + self.dice_weight * soft_dice_loss(logits, target)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - mean soft Dice over foreground classes present in `target` (class 0 = background).
+
+    Per-class sums come from a gather and bincounts instead of a one-hot tensor, which would
+    be classes x pixels large (26 x 8 x 288 x 288 for a SYNTAX batch).
+    """
+    num_classes = logits.shape[1]
+    probs = logits.float().softmax(dim=1)
+    flat_target = target.reshape(-1)
+    at_target = probs.gather(1, target[:, None]).reshape(-1)
+    intersection = torch.zeros(num_classes, device=logits.device).index_add_(
+        0, flat_target, at_target
+    )
+    truth = torch.bincount(flat_target, minlength=num_classes).float()
+    dice = (2 * intersection + eps) / (probs.sum(dim=(0, 2, 3)) + truth + eps)
+    present = truth > 0
+    present[0] = False
+    if not present.any():
+        return logits.sum() * 0.0
+    return 1.0 - dice[present].mean()

@@ -1,0 +1,126 @@
+"""Choose post-processing thresholds on validation data with the official ARCADE metric.
+
+The metric's per-image rules are replayed exactly from the polygon F1 of each candidate region
+(computed once with the official polygon F1), so thousands of threshold settings can be tried in
+seconds; the chosen setting is then confirmed with the full official scorer by the caller.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from angioscribe.data.arcade import ArcadeImage
+from angioscribe.evaluate.arcade_metric import polygon_f1
+from angioscribe.regions import (
+    Region,
+    StenosisRules,
+    SyntaxRules,
+    select_syntax,
+    stenosis_regions,
+)
+
+SCORE_GRID = tuple(np.round(np.arange(0.2, 0.96, 0.025), 3))
+AREA_GRID = (0, 25, 50, 100, 200)
+
+
+def syntax_f1(candidates: Sequence[list[Region]], truth: Sequence[ArcadeImage],
+              rules: SyntaxRules, overlap: Sequence[dict[int, float]] | None = None) -> float:
+    """The official syntax F1 of the regions `rules` keep from each image's candidates."""
+    overlap = overlap if overlap is not None else syntax_overlap(candidates, truth)
+    scores = []
+    for image_candidates, image, image_overlap in zip(candidates, truth, overlap, strict=True):
+        gt_classes = {a.category_id for a in image.annotations}
+        kept = {region.category_id for region in select_syntax(image_candidates, rules)}
+        if kept - gt_classes:
+            scores.append(0.0)
+        else:
+            scores.append(statistics.mean(image_overlap[c] if c in kept else 0.0
+                                          for c in gt_classes))
+    return float(np.mean(scores))
+
+
+def syntax_overlap(candidates: Sequence[list[Region]],
+                   truth: Sequence[ArcadeImage]) -> list[dict[int, float]]:
+    """Per image, the official polygon F1 of each candidate with its class's first GT polygon."""
+    table = []
+    for image_candidates, image in zip(candidates, truth, strict=True):
+        first_gt: dict[int, np.ndarray] = {}
+        for annotation in image.annotations:
+            first_gt.setdefault(annotation.category_id, annotation.polygon)
+        table.append({
+            region.category_id: polygon_f1(first_gt[region.category_id].ravel().tolist(),
+                                           region.polygon.ravel().tolist(), always_repair=True)
+            for region in image_candidates if region.category_id in first_gt
+        })
+    return table
+
+
+def tune_syntax_rules(candidates: Sequence[list[Region]], truth: Sequence[ArcadeImage],
+                      per_class: bool = True, min_gain: float = 1e-3) -> tuple[SyntaxRules, float]:
+    """Best global (min_score, min_area), then per-class thresholds by coordinate ascent.
+
+    A per-class change is kept only if it gains at least `min_gain` (a fifth of one image of
+    200), so rare classes don't get thresholds fitted to a single validation image.
+    """
+    overlap = syntax_overlap(candidates, truth)
+
+    def score(rules: SyntaxRules) -> float:
+        return syntax_f1(candidates, truth, rules, overlap)
+
+    best = max((SyntaxRules(min_score=s, min_area=a) for s in SCORE_GRID for a in AREA_GRID),
+               key=score)
+    best_f1 = score(best)
+    if not per_class:
+        return best, best_f1
+    classes = sorted({region.category_id for image in candidates for region in image})
+    for _ in range(2):
+        for category in classes:
+            for threshold in (*SCORE_GRID, 1.01):
+                trial = replace(best, class_min_score={**best.class_min_score,
+                                                       category: float(threshold)})
+                trial_f1 = score(trial)
+                if trial_f1 >= best_f1 + min_gain:
+                    best, best_f1 = trial, trial_f1
+    return best, best_f1
+
+
+def tune_stenosis_rules(probabilities: Sequence[np.ndarray],
+                        truth: Sequence[ArcadeImage]) -> tuple[StenosisRules, float]:
+    """Grid over pixel threshold, minimum area and minimum mean probability."""
+    best, best_f1 = StenosisRules(), -1.0
+    for pixel_threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
+        loose = StenosisRules(pixel_threshold=pixel_threshold, min_area=1, min_score=0.0)
+        regions = [stenosis_regions(p, loose) for p in probabilities]
+        matched = [_best_stenosis_f1(image_regions, image)
+                   for image_regions, image in zip(regions, truth, strict=True)]
+        for min_area in AREA_GRID:
+            for min_score in SCORE_GRID:
+                rules = StenosisRules(pixel_threshold, max(min_area, 1), float(min_score))
+                f1 = _stenosis_f1(regions, matched, truth, rules)
+                if f1 > best_f1:
+                    best, best_f1 = rules, f1
+    return best, best_f1
+
+
+def _best_stenosis_f1(regions: list[Region], image: ArcadeImage) -> list[float]:
+    polygons = [a.polygon.ravel().tolist() for a in image.annotations]
+    return [max((polygon_f1(region.polygon.ravel().tolist(), gt, always_repair=False)
+                 for gt in polygons), default=0.0) for region in regions]
+
+
+def _stenosis_f1(regions: Sequence[list[Region]], matched: Sequence[list[float]],
+                 truth: Sequence[ArcadeImage], rules: StenosisRules) -> float:
+    scores = []
+    for image_regions, image_matched, image in zip(regions, matched, truth, strict=True):
+        kept = [f1 for region, f1 in zip(image_regions, image_matched, strict=True)
+                if region.area >= rules.min_area and region.score >= rules.min_score]
+        n_gt = len(image.annotations)
+        if n_gt == 0:
+            continue
+        kept += [0.0] * (n_gt - len(kept))
+        scores.append(float(np.mean(kept)))
+    return float(np.mean(scores))
