@@ -1,0 +1,1 @@
+"""Model architectures, their weights registry and factories."""

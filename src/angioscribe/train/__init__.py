@@ -1,0 +1,1 @@
+"""One training loop (accelerate) and the task recipes that plug into it."""
