@@ -29,6 +29,12 @@ def test_analyze_real_cine_and_dicoms(shared_data, tmp_path):
     real = next(c for c in cines if "clinical-lca" in c["source"])
     assert real["view"] == "RAO Caudal"
     assert real["candidates"] and (out / "analysis.json").exists()
+    assert len(real["frame_scores"]) == len(real["candidates"])
+    lca_study = next(s for s in studies if s["cines"][0] is real)
+    chosen = lca_study["keyframes"]["keyframes"]["LCA"][0]
+    assert chosen["frame"] >= 13 and chosen["laterality"] == "LCA"
+    assert "RCA" in lca_study["keyframes"]["missing"]
+    assert Path(lca_study["figure"]).is_file()
     for cine in cines:
         assert Path(cine["figure"]).is_file() and cine["figure"].endswith(".png")
 

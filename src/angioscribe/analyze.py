@@ -1,8 +1,9 @@
 """`analyze`: the whole chain that exists so far, over every study in a folder.
 
-Today: read every cine, pick candidate frames, and write results as JSON plus figures. Each
-later stage (key frames, findings, reports) adds its part to `CineAnalysis`/`StudyAnalysis`
-here, so `angioscribe analyze` and `make demo` always run the full chain.
+Per cine: candidate frames, then the key-frame classifier's scores on them. Per study: the key
+frame(s) of each side, chosen from all its cines. Results are written as JSON plus figures.
+Each later stage (findings, reports) adds its part to `CineAnalysis`/`StudyAnalysis` here, so
+`angioscribe analyze` and `make demo` always run the full chain.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from angioscribe.anatomy import view_from_angles
 from angioscribe.cine import Cine
+from angioscribe.cli.output import progress
+from angioscribe.figures import plot_candidates, plot_keyframes
 from angioscribe.frames import DEFAULT_MIN_GAP, Candidate, candidate_frames
 from angioscribe.io import find_inputs, study_key, try_read_cine
+from angioscribe.keyframes.classify import FrameScore, KeyframeClassifier, classify_cine
+from angioscribe.keyframes.select import choose_keyframes
 
 
 @dataclass
@@ -28,44 +35,55 @@ class CineAnalysis:
     header: dict[str, Any]
     view: str | None
     candidates: list[Candidate]
+    frame_scores: list[FrameScore]
     figure: str | None = None
 
 
 @dataclass
 class StudyAnalysis:
-    """One study: its cines' analyses and the inputs that could not be read."""
+    """One study: its cines' analyses, its key frames and the inputs that could not be read."""
 
     key: str
     cines: list[CineAnalysis] = field(default_factory=list)
+    keyframes: dict[str, Any] = field(default_factory=dict)
     errors: list[dict[str, str]] = field(default_factory=list)
+    figure: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def analyze_cine(cine: Cine, min_gap: int = DEFAULT_MIN_GAP) -> CineAnalysis:
+def analyze_cine(
+    cine: Cine, classifier: KeyframeClassifier, min_gap: int = DEFAULT_MIN_GAP
+) -> CineAnalysis:
     """Every stage that works on a single cine."""
+    candidates = candidate_frames(cine.frames, min_gap=min_gap)
+    scores = classify_cine(classifier, cine, frames=[c.index for c in candidates])
     return CineAnalysis(
         source=cine.source,
         header=cine.header(),
         view=view_from_angles(cine.primary_angle, cine.secondary_angle),
-        candidates=candidate_frames(cine.frames, min_gap=min_gap),
+        candidates=candidates,
+        frame_scores=scores,
     )
 
 
 def analyze_paths(
-    paths: Iterable[str | Path], out_dir: Path, min_gap: int = DEFAULT_MIN_GAP
+    paths: Iterable[str | Path],
+    out_dir: Path,
+    min_gap: int = DEFAULT_MIN_GAP,
+    classifier: KeyframeClassifier | None = None,
 ) -> list[StudyAnalysis]:
     """Analyse every cine under `paths`, grouped into studies; figures go under `out_dir`.
 
-    Unreadable inputs are recorded in their study's `errors` and the rest goes on. The JSON is
-    written once at the end by `write_analysis`; figures are written as each cine finishes so
-    a crash late in a batch keeps the earlier ones.
+    Cines are read one at a time; only frames the classifier calls "better" are kept in
+    memory, for the key-frame figure. Unreadable inputs are recorded in their study's `errors`
+    and the rest goes on. Figures are written as each cine finishes, so a crash late in a
+    batch keeps the earlier ones; `write_analysis` writes the JSON.
     """
-    from angioscribe.cli.output import progress
-    from angioscribe.figures import plot_candidates
-
+    classifier = classifier or KeyframeClassifier.load()
     studies: dict[str, StudyAnalysis] = {}
+    better_frames: dict[tuple[str, int], np.ndarray] = {}
     for root in map(Path, paths):
         sources = find_inputs([root])
         for source in progress(sources, f"Analysing {root}", total=len(sources)):
@@ -76,11 +94,34 @@ def analyze_paths(
                 problem = result.error.problem if result.error else "not read"
                 study.errors.append({"path": str(source), "error": problem})
                 continue
-            analysis = analyze_cine(result.cine, min_gap=min_gap)
+            analysis = analyze_cine(result.cine, classifier, min_gap=min_gap)
             figure = out_dir / "figures" / f"{_slug(source)}_candidates.png"
             analysis.figure = str(plot_candidates(result.cine, analysis.candidates, figure))
+            for score in analysis.frame_scores:
+                if score.keyframe == "better":
+                    better_frames[(score.path, score.frame)] = result.cine.frames[score.frame]
             study.cines.append(analysis)
+    for study in studies.values():
+        _choose_keyframes(study, better_frames, out_dir)
     return list(studies.values())
+
+
+def _choose_keyframes(
+    study: StudyAnalysis, better_frames: dict[tuple[str, int], np.ndarray], out_dir: Path
+) -> None:
+    """The study's key frames per side from all its cines' scores, and their figure."""
+    if not study.cines:
+        return
+    scored = [score for cine in study.cines for score in cine.frame_scores]
+    chosen = choose_keyframes(study.key, scored)
+    record = chosen.to_dict()
+    study.keyframes = {"keyframes": record["keyframes"], "missing": record["missing"]}
+    images = {
+        side: [(score, better_frames[(score.path, score.frame)]) for score in frames]
+        for side, frames in chosen.chosen.items()
+    }
+    figure = out_dir / "figures" / f"{_slug(Path(study.key))}_keyframes.png"
+    study.figure = str(plot_keyframes(study.key, images, chosen.missing, figure))
 
 
 def write_analysis(studies: list[StudyAnalysis], out_dir: Path) -> Path:
