@@ -30,7 +30,11 @@ from angioscribe.keyframes.dataset import (
 )
 from angioscribe.keyframes.derive import contrast_free_background, derive_frame
 from angioscribe.keyframes.select import choose_keyframes, select_keyframes
-from angioscribe.keyframes.training import KeyframeTraining
+from angioscribe.keyframes.training import (
+    KeyframeTraining,
+    load_artifact_weights,
+    simulated_split,
+)
 from angioscribe.models.registry import (
     build_model,
     create_model,
@@ -38,6 +42,8 @@ from angioscribe.models.registry import (
     save_artifact,
     shipped_weights_dir,
 )
+from angioscribe.sim.study import simulate_study
+from angioscribe.sim.writers import write_study
 from angioscribe.train.config import load_config
 from angioscribe.train.loop import fit
 
@@ -121,6 +127,21 @@ def test_registry_round_trip_effnet(tmp_path: Path) -> None:
     assert np.allclose(frozen.probabilities(frames), eager.probabilities(frames), atol=1e-5)
 
 
+def test_init_from_artifact_starts_from_its_weights(tmp_path: Path) -> None:
+    entry = get_entry("keyframe-effnetl0")
+    trained = save_artifact(build_model(entry).eval(), entry, tmp_path / "kf.safetensors")
+    model = build_model(entry)
+    load_artifact_weights(trained, model, entry)
+    stored, _, _ = create_model(str(trained))
+    x = torch.zeros(1, 1, 128, 128)
+    with torch.inference_mode():
+        assert torch.allclose(model.eval()(x), stored(x), atol=1e-4)
+    other = replace(get_entry("convnext-base"), name="convnext-tiny-test", config=TINY_CONVNEXT)
+    wrong = save_artifact(build_model(other), other, tmp_path / "convnext.safetensors")
+    with pytest.raises(ValueError, match="not 'keyframe-effnetl0'"):
+        load_artifact_weights(wrong, model, entry)
+
+
 def test_registry_round_trip_convnext_random_weights(tmp_path: Path) -> None:
     entry = replace(get_entry("convnext-base"), name="convnext-tiny-test", config=TINY_CONVNEXT)
     model = build_model(entry).eval()
@@ -129,6 +150,25 @@ def test_registry_round_trip_convnext_random_weights(tmp_path: Path) -> None:
     probabilities = classifier.probabilities(np.zeros((3, 64, 64), np.uint8))
     assert probabilities.shape == (3, 6)
     assert np.allclose(probabilities.sum(1), 1, atol=1e-4)
+
+
+def test_config_sim_source_loads_truth_labels_split_by_study(tmp_path: Path) -> None:
+    """Two one-view simulated studies (a left and a right cine): the config's sim source gives
+    each candidate frame its view's side and the simulator's key-frame label, and the last
+    study by id goes to validation whole."""
+    for seed, side in ((21, "LCA"), (22, "RCA")):
+        write_study(simulate_study(seed, views=[(side, 30.0, 0.0)]), tmp_path)
+    config = load_config("keyframe", None, sim_dir=str(tmp_path), sim_val_studies=1)
+    train, val = simulated_split(config)
+    assert {f.group for f in train} == {"SIM0000000021"}
+    assert {f.group for f in val} == {"SIM0000000022"}
+    for frame in train + val:
+        truth = json.loads((tmp_path / frame.group / "truth.json").read_text())
+        view = truth["views"][0]
+        assert frame.laterality == view["laterality"] and not frame.derived
+        assert frame.quality == view["frames"]["keyframe"][frame.frame]
+    assert {f.laterality for f in train} == {"LCA"} and {f.laterality for f in val} == {"RCA"}
+    assert len({f.quality for f in train + val}) >= 2  # filling phases, not only full frames
 
 
 @pytest.mark.slow

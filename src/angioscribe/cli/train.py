@@ -68,7 +68,8 @@ def keyframe(
     ] = None,
 ) -> None:
     """Train the key-frame/laterality classifier (six classes) on ARCADE train with derived
-    bad/other frames, select on ARCADE val, export fp16 safetensors (docs/keyframes.md)."""
+    bad/other frames (plus simulated studies if the config sets sim_dir), select on ARCADE val,
+    export fp16 safetensors (docs/keyframes.md)."""
     from angioscribe.keyframes.training import KeyframeTraining, export_best
     from angioscribe.train.config import load_config
     from angioscribe.train.loop import fit

@@ -4,7 +4,8 @@ One code path for every registered key-frame architecture (EfficientNet-Lite0 de
 ConvNeXt-Base as in CAG-VLM): the registry entry named in the config decides the network and
 its preprocessing; data, loss and selection are the same. Recipe: AdamW with warmup + cosine
 (the loop's), class-weighted cross-entropy over the six classes, ARCADE syntax train with derived
-bad/other frames, model selection on ARCADE syntax val (see docs/keyframes.md).
+bad/other frames plus, if the config names them, simulated studies split by study; model
+selection on ARCADE syntax val and the simulated validation studies (see docs/keyframes.md).
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ from angioscribe.keyframes.dataset import (
     arcade_frames,
     class_counts,
     describe,
+    simulated_frames,
 )
-from angioscribe.models.registry import ModelEntry, build_model, get_entry, save_artifact
+from angioscribe.models.registry import (
+    ModelEntry,
+    build_model,
+    get_entry,
+    read_artifact,
+    save_artifact,
+)
 from angioscribe.train.config import TrainConfig
 from angioscribe.train.loop import BEST_CHECKPOINT, load_model_weights
 from angioscribe.train.losses import class_weights
@@ -49,18 +57,24 @@ def keyframe_entry(config: TrainConfig) -> ModelEntry:
 class KeyframeTraining:
     """Model, seeded training set, class-weighted loss and validation for `train.loop.fit`.
 
-    The best checkpoint maximises the mean of six-class weighted F1 over all val frames (real
-    and derived) and laterality accuracy on the real val frames, the two things the key-frame
-    step must get right.
+    The best checkpoint maximises the mean of six-class weighted F1 over all val frames (ARCADE
+    real and derived, simulated validation studies) and laterality accuracy on the real ARCADE
+    val frames, the two things the key-frame step must get right.
     """
 
     def __init__(self, config: TrainConfig, model: nn.Module | None = None,
                  encoder_pretrained: bool = True) -> None:
         self.config = config
         self.entry = keyframe_entry(config)
-        self.model = model if model is not None else build_model(self.entry, encoder_pretrained)
+        if model is None:
+            model = build_model(self.entry, encoder_pretrained and config.init_from is None)
+            if config.init_from is not None:
+                load_artifact_weights(config.init_from, model, self.entry)
+        self.model = model
+        sim_train, sim_val = simulated_split(config)
         train_frames = _limit(arcade_frames(config.data_root, "train"), config.train_limit)
-        val_frames = _limit(arcade_frames(config.data_root, "val"), config.val_limit)
+        train_frames += sim_train
+        val_frames = _limit(arcade_frames(config.data_root, "val"), config.val_limit) + sim_val
         self.train_set = KeyframeDataset(train_frames, self.entry.preprocess, FrameAugment(),
                                          seed=config.seed)
         self.val_set = KeyframeDataset(val_frames, self.entry.preprocess, seed=config.seed + 1)
@@ -77,14 +91,47 @@ class KeyframeTraining:
         return validation_metrics(self.val_set.frames, probabilities)
 
 
+def load_artifact_weights(path: str | Path, model: nn.Module, entry: ModelEntry) -> None:
+    """Start `model` from a .safetensors artifact (fp16 stored, trained in fp32); refuses an
+    artifact of another architecture, whose weights would not mean the same thing."""
+    artifact_entry, state = read_artifact(path)
+    same_model = (artifact_entry.architecture == entry.architecture
+                  and tuple(artifact_entry.labels) == tuple(entry.labels))
+    if not same_model:
+        raise ValueError(f"{path} holds a {artifact_entry.name!r} model, not {entry.name!r}")
+    model.load_state_dict({key: value.float() for key, value in state.items()})
+
+
+def simulated_split(config: TrainConfig) -> tuple[list[LabelledFrame], list[LabelledFrame]]:
+    """(train, val) candidate frames of the config's simulated studies, split by study.
+
+    Frames of one study (its views share a patient, heart and image chain) are strongly
+    correlated, so a frame-level split would validate on near-copies of training frames.
+    """
+    if config.sim_dir is None:
+        return [], []
+    frames = simulated_frames(config.sim_dir)
+    studies = sorted({frame.group for frame in frames})[: config.sim_studies]
+    val_studies = set(studies[len(studies) - config.sim_val_studies :]
+                      if config.sim_val_studies else [])
+    train_studies = set(studies) - val_studies
+    return ([frame for frame in frames if frame.group in train_studies],
+            [frame for frame in frames if frame.group in val_studies])
+
+
 def validation_metrics(frames: list[LabelledFrame], probabilities: np.ndarray) -> dict[str, float]:
-    """Figures of merit on all frames, laterality accuracy on the real (underived) ones."""
+    """Figures of merit on all frames, laterality accuracy on the real ARCADE images (their
+    `better` samples), and six-class F1 on the simulated frames if there are any."""
     true = np.array([frame.target for frame in frames])
     predicted = probabilities.argmax(1)
     metrics = keyframe_metrics(true, predicted)
-    real = np.array([frame.quality == "better" for frame in frames])
+    real = np.array([frame.arcade is not None and frame.quality == "better" for frame in frames])
     real_metrics = keyframe_metrics(true[real], predicted[real])
     metrics["accuracy_laterality_real"] = real_metrics["accuracy_laterality"]
+    simulated = np.array([frame.arcade is None for frame in frames])
+    if simulated.any():
+        sim_metrics = keyframe_metrics(true[simulated], predicted[simulated])
+        metrics["f1_6class_sim"] = sim_metrics["f1_6class"]
     metrics["score"] = 0.5 * (metrics["f1_6class"] + metrics["accuracy_laterality_real"])
     return metrics
 

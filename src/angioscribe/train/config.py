@@ -16,13 +16,22 @@ class TrainConfig:
 
     `model` names the registry entry whose architecture and labels are trained; `encoder`
     and `encoder_weights` override it (e.g. a larger timm encoder with "timm" hub weights).
+    `init_from` (key-frame task; a .safetensors artifact of the same entry) starts from trained
+    weights instead of ImageNet: fine-tuning a shipped model costs minutes, not an hour.
+    `sim_dir` adds simulated studies (`angioscribe sim dataset`) as a key-frame data source:
+    the first `sim_studies` of them (by study id; all if None), of which the last
+    `sim_val_studies` are validation studies, so a split never cuts through a study.
     """
 
     task: str = "syntax"
     model: str = "syntax-seg"
     encoder: str | None = None
     encoder_weights: str | None = None
+    init_from: str | None = None
     data_root: str = "../shared/data"
+    sim_dir: str | None = None
+    sim_studies: int | None = None
+    sim_val_studies: int = 0
     out_dir: str = "runs/syntax-seg"
     epochs: int = 30
     batch_size: int = 8
