@@ -33,10 +33,15 @@ lint: install
 bench: install
 	$(PY) bench/run.py
 
-# Re-resolve the full dependency set after changing pyproject.toml.
+# Re-resolve the full dependency set after changing pyproject.toml (a dry run: what a fresh
+# venv would get, not whatever else is installed in this one).
 lock: install
+	$(PY) -m pip install -q --dry-run --ignore-installed --report .lock-report.json -c constraints.txt -e '.[dev]'
 	{ echo '# Full resolved set for Python 3.11 (regenerate: make lock). Direct deps are pinned in pyproject.toml.'; \
-	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
+	  $(PY) -c "import json; r = json.load(open('.lock-report.json')); \
+	  print('\n'.join(sorted(f\"{i['metadata']['name']}=={i['metadata']['version']}\" for i in r['install'] \
+	  if i['metadata']['name'].lower() != 'angioscribe')))"; } > constraints.txt
+	rm -f .lock-report.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT)
