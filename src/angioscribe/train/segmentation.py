@@ -137,6 +137,7 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
                 destination: str | Path | None = None) -> dict[str, Any]:
     """Tune post-processing on val with the best checkpoint, confirm it with the official
     scorer, and write the fp16 artifact (entry + tuned thresholds in its metadata)."""
+    torch.set_num_threads(config.threads)
     entry = training_entry(config)
     model = build_model(entry)
     checkpoint = Path(checkpoint or Path(config.out_dir) / BEST_CHECKPOINT)
@@ -218,5 +219,15 @@ Command:
 Official ARCADE F1 on val (`angioscribe.evaluate.arcade_metric`, thresholds chosen on the same
 val set, so slightly optimistic): **{report["val_f1"]:.4f}**
 
-Measured {when} on {machine}.
+Measured {when} on {machine}.{_unfinished_note(report)}
 """
+
+
+def _unfinished_note(report: dict[str, Any]) -> str:
+    """Say so when these weights come from a run that has not reached its last epoch."""
+    config = report["config"]
+    if report["epoch"] >= config["epochs"]:
+        return ""
+    return (f"\n\n**Interim weights**: exported after {report['epoch']} of {config['epochs']} "
+            f"epochs. Continue with `angioscribe train segment --task {config['task']} --config "
+            f"configs/{config['task']}-lite0.yaml --resume`, then export again.")

@@ -1,0 +1,284 @@
+"""Segmentation: registry, post-processing to the official metric, findings, training steps."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from angioscribe.data.arcade import load_arcade
+from angioscribe.evaluate.arcade_metric import arcade_f1
+from angioscribe.findings import FrameFindings, frame_findings, plot_findings, segment_label_map
+from angioscribe.models.registry import (
+    WeightsMissingError,
+    create_model,
+    get_entry,
+    list_models,
+    read_artifact,
+    register,
+    save_artifact,
+)
+from angioscribe.models.segmenter import Segmenter
+from angioscribe.regions import (
+    Region,
+    StenosisRules,
+    SyntaxRules,
+    coco_results,
+    stenosis_regions,
+    syntax_regions,
+)
+from angioscribe.train.config import load_config
+from angioscribe.train.loop import LAST_CHECKPOINT, fit
+from angioscribe.train.losses import DiceCELoss
+
+torch.set_num_threads(2)
+LAD_MID = 7  # ARCADE id 7 is SYNTAX segment 7 (mid LAD)
+RCA_PROXIMAL = 1
+
+
+def one_hot_probabilities(label_map: np.ndarray, num_classes: int, confidence: float = 0.9
+                          ) -> np.ndarray:
+    """Probability maps that put `confidence` on each pixel's label, the rest spread evenly."""
+    rest = (1 - confidence) / (num_classes - 1)
+    probabilities = np.full((num_classes, *label_map.shape), rest, dtype=np.float32)
+    np.put_along_axis(probabilities, label_map[None].astype(np.int64), confidence, axis=0)
+    return probabilities
+
+
+def band(shape: tuple[int, int], x0: int, x1: int, y0: int, y1: int) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+# --- post-processing --------------------------------------------------------------------------
+
+def test_syntax_keeps_one_polygon_per_class_the_largest_piece() -> None:
+    labels = np.zeros((64, 64), dtype=np.int64)
+    labels[band(labels.shape, 5, 40, 10, 16)] = LAD_MID  # 210 px
+    labels[band(labels.shape, 50, 56, 40, 46)] = LAD_MID  # 36 px stray piece
+    regions = syntax_regions(one_hot_probabilities(labels, 26), SyntaxRules(min_area=0))
+    assert [r.category_id for r in regions] == [LAD_MID]
+    x, y, w, h = regions[0].bbox
+    assert x < 10 and w > 30 and y < 16
+
+
+def test_syntax_drops_unsure_classes_and_the_other_side() -> None:
+    labels = np.zeros((64, 64), dtype=np.int64)
+    labels[band(labels.shape, 0, 60, 5, 15)] = 5  # left main, large
+    labels[band(labels.shape, 0, 60, 20, 30)] = LAD_MID
+    labels[band(labels.shape, 0, 20, 40, 44)] = RCA_PROXIMAL  # wrong side, small
+    probabilities = one_hot_probabilities(labels, 26)
+    probabilities[:, 20:30, :] = one_hot_probabilities(labels, 26, confidence=0.3)[:, 20:30, :]
+    kept = syntax_regions(probabilities, SyntaxRules(min_score=0.5, min_area=0))
+    assert [r.category_id for r in kept] == [5]
+    lenient = syntax_regions(probabilities, SyntaxRules(min_score=0.5, min_area=0,
+                                                        class_min_score={LAD_MID: 0.2}))
+    assert sorted(r.category_id for r in lenient) == [5, LAD_MID]
+
+
+def test_stenosis_one_polygon_per_lesion_and_minimum_area() -> None:
+    shape = (64, 64)
+    lesion = band(shape, 5, 15, 5, 15) | band(shape, 40, 52, 30, 40) | band(shape, 60, 62, 60, 62)
+    regions = stenosis_regions(one_hot_probabilities(lesion.astype(np.int64), 2),
+                               StenosisRules(pixel_threshold=0.5, min_area=10, min_score=0.5))
+    assert len(regions) == 2
+    assert all(r.category_id == 26 for r in regions)
+
+
+# --- COCO export and the official metric ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def syntax_val(shared_data: Path):
+    split = load_arcade(shared_data, "syntax", "val")
+    split.images = split.images[:6]
+    kept = {image.image_id for image in split.images}
+    split.coco = {**split.coco,
+                  "images": [i for i in split.coco["images"] if i["id"] in kept],
+                  "annotations": [a for a in split.coco["annotations"] if a["image_id"] in kept]}
+    return split
+
+
+def image_records(images) -> list[dict]:
+    return [{"id": i.image_id, "file_name": i.file_name, "width": i.width, "height": i.height}
+            for i in images]
+
+
+def test_coco_export_round_trips_through_the_official_metric(syntax_val) -> None:
+    """Ground-truth masks pushed through post-processing and export score close to 1."""
+    regions = []
+    for image in syntax_val.images:
+        probabilities = one_hot_probabilities(image.mask("syntax"), 26)
+        regions.append(syntax_regions(probabilities, SyntaxRules(min_area=0)))
+    predictions = coco_results(image_records(syntax_val.images), regions)
+    assert {c["id"] for c in predictions["categories"]} == set(range(1, 27))
+    assert all(a["segmentation"][0] and "score" in a for a in predictions["annotations"])
+    score = arcade_f1(syntax_val.coco, predictions, "syntax")
+    assert score.f1 > 0.85
+    wrong_class = dict(predictions, annotations=[
+        {**a, "category_id": 25 if a["category_id"] != 25 else 24}
+        if a["image_id"] == syntax_val.images[0].image_id else a
+        for a in predictions["annotations"]])
+    assert arcade_f1(syntax_val.coco, wrong_class, "syntax").per_image[
+        syntax_val.images[0].file_name] == 0.0
+
+
+def test_cli_segment_writes_scoreable_coco(tmp_path: Path, syntax_val, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from angioscribe.cli import app
+
+    model, _, entry = create_model("syntax-seg", pretrained=False)
+    artifact = save_artifact(model, replace(entry, thresholds=SyntaxRules(min_score=0.0,
+                                                                           min_area=0).to_dict()),
+                             tmp_path / "random.safetensors")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for image in syntax_val.images[:2]:
+        cv2.imwrite(str(frames / image.file_name), cv2.resize(image.load(), (128, 128)))
+    out = tmp_path / "pred.json"
+    result = CliRunner().invoke(app, ["segment", str(frames), "--task", "syntax", "--out",
+                                      str(out), "--model", str(artifact)])
+    assert result.exit_code == 0, result.output
+    import json
+
+    predictions = json.loads(out.read_text())
+    assert [i["file_name"] for i in predictions["images"]] == [
+        i.file_name for i in syntax_val.images[:2]]
+    assert predictions["images"][0]["width"] == 128
+    assert 0.0 <= arcade_f1(syntax_val.coco, predictions, "syntax").f1 <= 1.0
+
+
+# --- findings ---------------------------------------------------------------------------------
+
+def test_stenosis_inside_segment_7_is_reported_on_7(tmp_path: Path) -> None:
+    label_map = np.zeros((96, 96), dtype=np.int32)
+    label_map[band(label_map.shape, 10, 90, 40, 48)] = LAD_MID
+    label_map[band(label_map.shape, 10, 90, 10, 18)] = 5
+    lesion = np.array([[40, 39], [52, 39], [52, 49], [40, 49]], dtype=np.float64)
+    findings = frame_findings(label_map, [Region(26, lesion, 0.8, 120.0)])
+    assert findings.laterality == "LCA"
+    assert findings.segments == ["5", "7"]
+    (stenosis,) = findings.stenoses
+    assert stenosis.segment == "7" and stenosis.label.startswith("#7")
+    assert stenosis.overlap > 0.6
+    assert FrameFindings.from_dict(findings.to_dict()) == findings
+    outline = np.array([[10, 40], [89, 40], [89, 47], [10, 47]], dtype=np.float64)
+    segments = [Region(LAD_MID, outline, 0.9, 640.0)]
+    assert np.array_equal(segment_label_map(segments, (96, 96)) > 0,
+                          label_map == LAD_MID)
+    image = np.full((96, 96), 128, dtype=np.uint8)
+    path = plot_findings(image, segments, findings, tmp_path / "overlay.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+def test_registry_round_trip_through_a_safetensors_artifact(tmp_path: Path) -> None:
+    assert {"syntax-seg", "stenosis-seg"} <= set(list_models())
+    model, preprocess, entry = create_model("stenosis-seg", pretrained=False)
+    tuned = replace(entry, thresholds=StenosisRules(0.4, 33, 0.6).to_dict())
+    path = save_artifact(model, tuned, tmp_path / "stenosis.safetensors")
+    assert path.stat().st_size < 10_000_000
+    loaded, loaded_preprocess, loaded_entry = create_model(str(path))
+    assert loaded_entry == tuned and loaded_preprocess == preprocess
+    frame = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
+    with torch.inference_mode():
+        expected = model.eval()(preprocess(frame)[None].half().float())
+        got = loaded(loaded_preprocess(frame)[None])
+    assert torch.allclose(expected, got, atol=0.1)
+    probabilities = Segmenter(loaded, loaded_preprocess, loaded_entry).probabilities(frame)
+    assert probabilities.shape == (2, 64, 64)
+    assert np.allclose(probabilities.sum(axis=0), 1, atol=1e-4)
+    assert read_artifact(path)[0].thresholds["min_area"] == 33
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path: Path, monkeypatch) -> None:
+    entry = register(replace(get_entry("syntax-seg"), name="test-unshipped",
+                             weights="shipped:does-not-exist.safetensors"))
+    with pytest.raises(WeightsMissingError, match="angioscribe train segment --task syntax"):
+        create_model(entry.name)
+    with pytest.raises(WeightsMissingError, match="does not exist"):
+        create_model(str(tmp_path / "absent.safetensors"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(WeightsMissingError, match="hub repo"):
+        create_model("hf-hub:angioscribe/not-a-repo")
+
+
+def test_larger_hub_encoder_builds_through_the_same_factory() -> None:
+    model, preprocess, entry = create_model("syntax-seg-effv2s", pretrained=False)
+    assert entry.config["encoder_weights"] == "timm"
+    n_parameters = sum(p.numel() for p in model.parameters())
+    small = sum(p.numel() for p in create_model("syntax-seg", pretrained=False)[0].parameters())
+    assert n_parameters > 4 * small
+    with torch.inference_mode():
+        logits = model(torch.zeros(1, 1, 64, 64))
+    assert logits.shape == (1, 26, 64, 64)
+
+
+# --- training ---------------------------------------------------------------------------------
+
+def test_a_few_training_steps_on_real_arcade_images_lower_the_loss(shared_data: Path) -> None:
+    images = load_arcade(shared_data, "syntax", "train").images[:3]
+    model, preprocess, _ = create_model("syntax-seg", pretrained=False, encoder_pretrained=True)
+    crop = (slice(160, 288), slice(160, 288))  # 128 px at full resolution, mid-frame
+    x = torch.stack([preprocess(np.ascontiguousarray(i.load()[crop])) for i in images])
+    y = torch.stack([torch.from_numpy(i.mask("syntax")[crop].astype(np.int64)) for i in images])
+    criterion = DiceCELoss(dice_weight=1.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    losses = []
+    for _ in range(15):
+        loss = criterion(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3])
+
+
+class _TinyTask:
+    """A two-parameter regression task: the loop's bookkeeping, not the model, is under test."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.model = torch.nn.Linear(1, 1)
+        self.train_set = _Numbers()
+
+    def loss(self, model, batch):
+        x, y = batch
+        return ((model(x) - y) ** 2).mean()
+
+    def evaluate(self, model):
+        return {"score": -float(self.loss(model, (torch.ones(1, 1), torch.full((1, 1), 3.0))))}
+
+
+class _Numbers(torch.utils.data.Dataset):
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 16
+
+    def __getitem__(self, index: int):
+        x = torch.tensor([index / 16.0])
+        return x, 2 * x + 1
+
+
+def test_training_resumes_exactly_where_it_stopped(tmp_path: Path) -> None:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(f"out_dir: {tmp_path / 'run'}\nbatch_size: 4\nepochs: 3\n"
+                           "eval_every_epochs: 1\nwarmup_steps: 1\nlr: 0.05\nlog_every_steps: 1\n")
+    config = load_config("syntax", config_file)
+    straight = fit(_TinyTask(), replace(config, out_dir=str(tmp_path / "straight")))
+    fit(_TinyTask(), replace(config, max_steps=6))
+    assert (tmp_path / "run" / LAST_CHECKPOINT).is_file()
+    resumed_task = _TinyTask()
+    resumed = fit(resumed_task, config, resume=True)
+    assert resumed.global_step == straight.global_step == 12
+    assert resumed.best_score == pytest.approx(straight.best_score)
+    assert len(resumed.history) == 3
