@@ -12,25 +12,32 @@ from angioscribe.cli.output import stderr, to_json
 
 app = typer.Typer(no_args_is_help=True, help="Training: the shipped models' recipes.")
 
+# Every training command takes the same run controls.
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="YAML/JSON file overriding TrainConfig.")
+]
+ResumeOption = Annotated[
+    bool, typer.Option("--resume", help="Continue from OUT_DIR/last.pt exactly.")
+]
+ExportOnlyOption = Annotated[
+    bool, typer.Option("--export-only", help="Skip training; export best.pt.")
+]
+ExportToOption = Annotated[
+    Path | None, typer.Option("--export-to", help="Artifact path (default OUT_DIR/NAME).")
+]
+CheckpointOption = Annotated[
+    Path | None, typer.Option("--checkpoint", help="Export this checkpoint, not best.pt.")
+]
+
 
 @app.command("segment")
 def segment(
     task: Annotated[ArcadeTask, typer.Option("--task", help="ARCADE task to train.")],
-    config: Annotated[
-        Path | None, typer.Option("--config", help="YAML/JSON file overriding TrainConfig.")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from OUT_DIR/last.pt exactly.")
-    ] = False,
-    export_only: Annotated[
-        bool, typer.Option("--export-only", help="Skip training; tune and export best.pt.")
-    ] = False,
-    export_to: Annotated[
-        Path | None, typer.Option("--export-to", help="Artifact path (default OUT_DIR/NAME).")
-    ] = None,
-    checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="Export this checkpoint, not best.pt.")
-    ] = None,
+    config: ConfigOption = None,
+    resume: ResumeOption = False,
+    export_only: ExportOnlyOption = False,
+    export_to: ExportToOption = None,
+    checkpoint: CheckpointOption = None,
 ) -> None:
     """Train a segmentation model on ARCADE train, select on val, export fp16 safetensors.
 
@@ -51,21 +58,11 @@ def segment(
 
 @app.command("keyframe")
 def keyframe(
-    config: Annotated[
-        Path | None, typer.Option("--config", help="YAML/JSON file overriding TrainConfig.")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from OUT_DIR/last.pt exactly.")
-    ] = False,
-    export_only: Annotated[
-        bool, typer.Option("--export-only", help="Skip training; export best.pt.")
-    ] = False,
-    export_to: Annotated[
-        Path | None, typer.Option("--export-to", help="Artifact path (default OUT_DIR/NAME).")
-    ] = None,
-    checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="Export this checkpoint, not best.pt.")
-    ] = None,
+    config: ConfigOption = None,
+    resume: ResumeOption = False,
+    export_only: ExportOnlyOption = False,
+    export_to: ExportToOption = None,
+    checkpoint: CheckpointOption = None,
 ) -> None:
     """Train the key-frame/laterality classifier (six classes) on ARCADE train with derived
     bad/other frames (plus simulated studies if the config sets sim_dir), select on ARCADE val,
