@@ -5,6 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from angioscribe.anatomy import SEGMENTS
 from angioscribe.cli import app
 from angioscribe.demo import main as demo_main
 
@@ -35,6 +36,11 @@ def test_analyze_real_cine_and_dicoms(shared_data, tmp_path):
     assert chosen["frame"] >= 13 and chosen["laterality"] == "LCA"
     assert "RCA" in lca_study["keyframes"]["missing"]
     assert Path(lca_study["figure"]).is_file()
+    findings = lca_study["findings"]
+    assert [(f["side"], f["frame"]) for f in findings] == [("LCA", chosen["frame"])]
+    assert set(findings[0]["segments"]) <= set(SEGMENTS)
+    assert all(s["segment"] is None or s["segment"] in SEGMENTS for s in findings[0]["stenoses"])
+    assert Path(findings[0]["figure"]).is_file()
     for cine in cines:
         assert Path(cine["figure"]).is_file() and cine["figure"].endswith(".png")
 

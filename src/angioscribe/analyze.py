@@ -1,7 +1,8 @@
 """`analyze`: the whole chain that exists so far, over every study in a folder.
 
 Per cine: candidate frames, then the key-frame classifier's scores on them. Per study: the key
-frame(s) of each side, chosen from all its cines. Results are written as JSON plus figures.
+frame(s) of each side, chosen from all its cines, and on each key frame the SYNTAX segments and
+stenoses turned into per-segment findings. Results are written as JSON plus figures.
 Each later stage (findings, reports) adds its part to `CineAnalysis`/`StudyAnalysis` here, so
 `angioscribe analyze` and `make demo` always run the full chain.
 """
@@ -19,12 +20,14 @@ import numpy as np
 
 from angioscribe.anatomy import view_from_angles
 from angioscribe.cine import Cine
-from angioscribe.cli.output import progress
 from angioscribe.figures import plot_candidates, plot_keyframes
+from angioscribe.findings import frame_findings, plot_findings, segment_label_map
 from angioscribe.frames import DEFAULT_MIN_GAP, Candidate, candidate_frames
 from angioscribe.io import find_inputs, study_key, try_read_cine
 from angioscribe.keyframes.classify import FrameScore, KeyframeClassifier, classify_cine
 from angioscribe.keyframes.select import choose_keyframes
+from angioscribe.models.segmenter import Segmenter
+from angioscribe.progress import progress
 
 
 @dataclass
@@ -40,12 +43,25 @@ class CineAnalysis:
 
 
 @dataclass
+class Segmenters:
+    """The two localisation models run on every key frame."""
+
+    syntax: Segmenter
+    stenosis: Segmenter
+
+    @classmethod
+    def load(cls) -> Segmenters:
+        return cls(Segmenter.from_name("syntax-seg"), Segmenter.from_name("stenosis-seg"))
+
+
+@dataclass
 class StudyAnalysis:
     """One study: its cines' analyses, its key frames and the inputs that could not be read."""
 
     key: str
     cines: list[CineAnalysis] = field(default_factory=list)
     keyframes: dict[str, Any] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     figure: str | None = None
 
@@ -73,6 +89,7 @@ def analyze_paths(
     out_dir: Path,
     min_gap: int = DEFAULT_MIN_GAP,
     classifier: KeyframeClassifier | None = None,
+    segmenters: Segmenters | None = None,
 ) -> list[StudyAnalysis]:
     """Analyse every cine under `paths`, grouped into studies; figures go under `out_dir`.
 
@@ -82,6 +99,7 @@ def analyze_paths(
     batch keeps the earlier ones; `write_analysis` writes the JSON.
     """
     classifier = classifier or KeyframeClassifier.load()
+    segmenters = segmenters or Segmenters.load()
     studies: dict[str, StudyAnalysis] = {}
     better_frames: dict[tuple[str, int], np.ndarray] = {}
     for root in map(Path, paths):
@@ -102,14 +120,17 @@ def analyze_paths(
                     better_frames[(score.path, score.frame)] = result.cine.frames[score.frame]
             study.cines.append(analysis)
     for study in studies.values():
-        _choose_keyframes(study, better_frames, out_dir)
+        _choose_keyframes(study, better_frames, segmenters, out_dir)
     return list(studies.values())
 
 
 def _choose_keyframes(
-    study: StudyAnalysis, better_frames: dict[tuple[str, int], np.ndarray], out_dir: Path
+    study: StudyAnalysis,
+    better_frames: dict[tuple[str, int], np.ndarray],
+    segmenters: Segmenters,
+    out_dir: Path,
 ) -> None:
-    """The study's key frames per side from all its cines' scores, and their figure."""
+    """The study's key frames per side from all its cines' scores, their findings, figures."""
     if not study.cines:
         return
     scored = [score for cine in study.cines for score in cine.frame_scores]
@@ -122,6 +143,25 @@ def _choose_keyframes(
     }
     figure = out_dir / "figures" / f"{_slug(Path(study.key))}_keyframes.png"
     study.figure = str(plot_keyframes(study.key, images, chosen.missing, figure))
+    for side, items in images.items():
+        for score, frame in items:
+            overlay = out_dir / "figures" / f"{_slug(Path(score.path))}_{score.frame}_findings.png"
+            study.findings.append(
+                {
+                    "side": side,
+                    **keyframe_findings(frame, segmenters, overlay),
+                    "path": score.path,
+                    "frame": score.frame,
+                }
+            )
+
+
+def keyframe_findings(frame: np.ndarray, segmenters: Segmenters, overlay: Path) -> dict[str, Any]:
+    """Segments and stenoses of one key frame as per-segment findings, plus the overlay PNG."""
+    segments = segmenters.syntax.regions(frame)
+    stenoses = segmenters.stenosis.regions(frame)
+    findings = frame_findings(segment_label_map(segments, frame.shape), stenoses)
+    return {**findings.to_dict(), "figure": str(plot_findings(frame, segments, findings, overlay))}
 
 
 def write_analysis(studies: list[StudyAnalysis], out_dir: Path) -> Path:

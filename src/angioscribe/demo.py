@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"candidates {[c.index for c in cine.candidates]}, "
                 f"most opacified {best.index if best else None}"
             )
+        for finding in study.findings:
+            lesions = ", ".join(s["label"] for s in finding["stenoses"]) or "none"
+            console.print(
+                f"  key frame {finding['side']} {Path(finding['path']).name} #{finding['frame']}: "
+                f"segments {finding['segments']}, stenoses: {lesions}"
+            )
         for error in study.errors:
             console.print(f"  [red]unreadable[/red] {error['path']}: {error['error']}")
     console.print(f"\nresults: {write_analysis(studies, args.out)} and {args.out / 'figures'}/")
