@@ -25,6 +25,7 @@ demo: install
 	$(PY) -m angioscribe.demo --data $(SHARED_DATA) --out $(DEMO_OUT)
 
 test: install
+	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: install

@@ -36,7 +36,8 @@ class Cine:
         if self.frames.ndim == 2:
             self.frames = self.frames[None]
         if self.frames.ndim != 3:
-            raise ValueError(f"{self.source}: frames must be (T, H, W), got shape {self.frames.shape}")
+            shape = self.frames.shape
+            raise ValueError(f"{self.source}: frames must be (T, H, W), got shape {shape}")
 
     @property
     def n_frames(self) -> int:
