@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -44,15 +45,18 @@ def segment(
     After training, post-processing thresholds are tuned on val with the official metric and
     written into the artifact; export.json in OUT_DIR records the val F1.
     """
-    from angioscribe.train.config import load_config
-    from angioscribe.train.loop import fit
-    from angioscribe.train.segmentation import SegmentationTraining, export_best
+    from angioscribe.train import segmentation
 
-    settings = load_config(task.value, config)
-    if not export_only:
-        state = fit(SegmentationTraining(settings), settings, resume=resume)
-        stderr.print(f"trained to epoch {state.epoch}; best val score {state.best_score:.4f}")
-    report = export_best(settings, checkpoint=checkpoint, destination=export_to)
+    report = _train_and_export(
+        task.value,
+        segmentation.SegmentationTraining,
+        segmentation.export_best,
+        config,
+        resume,
+        export_only,
+        export_to,
+        checkpoint,
+    )
     print(to_json({key: report[key] for key in ("model", "artifact", "val_f1", "epoch")}))
 
 
@@ -67,13 +71,37 @@ def keyframe(
     """Train the key-frame/laterality classifier (six classes) on ARCADE train with derived
     bad/other frames (plus simulated studies if the config sets sim_dir), select on ARCADE val,
     export fp16 safetensors (docs/keyframes.md)."""
-    from angioscribe.keyframes.training import KeyframeTraining, export_best
+    from angioscribe.keyframes import training
+
+    report = _train_and_export(
+        "keyframe",
+        training.KeyframeTraining,
+        training.export_best,
+        config,
+        resume,
+        export_only,
+        export_to,
+        checkpoint,
+    )
+    print(to_json({key: report[key] for key in ("model", "artifact", "epoch")}))
+
+
+def _train_and_export(
+    task: str,
+    make_training: Callable[[Any], Any],
+    export_best: Callable[..., dict[str, Any]],
+    config: Path | None,
+    resume: bool,
+    export_only: bool,
+    export_to: Path | None,
+    checkpoint: Path | None,
+) -> dict[str, Any]:
+    """The flow every training command shares: config -> fit (unless export-only) -> export."""
     from angioscribe.train.config import load_config
     from angioscribe.train.loop import fit
 
-    settings = load_config("keyframe", config)
+    settings = load_config(task, config)
     if not export_only:
-        state = fit(KeyframeTraining(settings), settings, resume=resume)
+        state = fit(make_training(settings), settings, resume=resume)
         stderr.print(f"trained to epoch {state.epoch}; best val score {state.best_score:.4f}")
-    report = export_best(settings, checkpoint=checkpoint, destination=export_to)
-    print(to_json({key: report[key] for key in ("model", "artifact", "epoch")}))
+    return export_best(settings, checkpoint=checkpoint, destination=export_to)
