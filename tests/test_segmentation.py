@@ -67,6 +67,25 @@ def test_syntax_keeps_one_polygon_per_class_the_largest_piece() -> None:
     assert x < 10 and w > 30 and y < 16
 
 
+def test_syntax_polygons_sit_on_their_pieces_in_frame_coordinates() -> None:
+    """Classes are outlined inside their bounding boxes; the outlines must land back on the
+    frame where the pieces are, including pieces that touch the frame's edge."""
+    labels = np.zeros((80, 96), dtype=np.int64)
+    pieces = {LAD_MID: band(labels.shape, 30, 70, 20, 27),
+              6: band(labels.shape, 0, 12, 50, 80),  # touches the left and bottom edges
+              8: band(labels.shape, 88, 96, 0, 9)}  # touches the top and right edges
+    for category_id, piece in pieces.items():
+        labels[piece] = category_id
+    regions = syntax_regions(one_hot_probabilities(labels, 26), SyntaxRules(min_area=0))
+    assert {r.category_id for r in regions} == set(pieces)
+    for region in regions:
+        drawn = np.zeros(labels.shape, dtype=np.uint8)
+        cv2.fillPoly(drawn, [np.round(region.polygon).astype(np.int32)], 1)
+        piece = pieces[region.category_id]
+        assert (drawn.astype(bool) & piece).sum() / (drawn.astype(bool) | piece).sum() > 0.95
+        assert region.area == piece.sum()
+
+
 def test_syntax_drops_unsure_classes_and_the_other_side() -> None:
     labels = np.zeros((64, 64), dtype=np.int64)
     labels[band(labels.shape, 0, 60, 5, 15)] = 5  # left main, large
@@ -195,6 +214,25 @@ def test_registry_round_trip_through_a_safetensors_artifact(tmp_path: Path) -> N
     assert probabilities.shape == (2, 64, 64)
     assert np.allclose(probabilities.sum(axis=0), 1, atol=1e-4)
     assert read_artifact(path)[0].thresholds["min_area"] == 33
+
+
+def test_frozen_segmenter_gives_the_eager_probabilities() -> None:
+    """The traced, frozen network must match the eager one at the traced size and others."""
+    model, preprocess, entry = create_model("syntax-seg", pretrained=False)
+    torch.manual_seed(0)
+    for module in model.modules():  # non-trivial batch-norm statistics, which freezing folds
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    frozen = Segmenter(model, preprocess, entry)
+    eager = Segmenter(model, preprocess, entry, freeze=False)
+    assert isinstance(frozen._probability_net, torch.jit.ScriptModule)
+    rng = np.random.default_rng(1)
+    for shape in ((512, 512), (160, 224)):
+        frame = rng.integers(0, 255, shape, dtype=np.uint8)
+        got, expected = frozen.probabilities(frame), eager.probabilities(frame)
+        assert got.shape == (26, *shape)
+        assert np.allclose(got, expected, atol=1e-4)
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path: Path, monkeypatch) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
+from scipy import ndimage
 from shapely.geometry import Polygon
 
 from angioscribe.anatomy import ARCADE_STENOSIS_ID, arcade_categories, segment_by_arcade_id
@@ -99,19 +99,24 @@ class StenosisRules:
 
 def syntax_candidates(probabilities: np.ndarray, min_area: int = 1) -> list[Region]:
     """Every segment class's largest connected piece of the arg-max map, scored by its mean
-    probability, before any threshold (thresholds are tuned on these)."""
-    labels = torch.from_numpy(probabilities).argmax(dim=0).numpy()  # 2x numpy's on (C, H, W)
+    probability, before any threshold (thresholds are tuned on these).
+
+    Each class is processed inside its bounding box (one `find_objects` pass finds them all):
+    a segment covers a few percent of the frame, so this is ~10x cheaper than full-frame masks.
+    """
+    labels = np.argmax(probabilities, axis=0).astype(np.uint8)
     regions = []
-    for category_id in np.unique(labels):
-        if category_id == 0:
+    for category_id, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
             continue
-        piece = largest_component(labels == category_id)
+        piece = largest_component(labels[box] == category_id)
         area = int(piece.sum())
         polygon = mask_polygon(piece)
         if area < min_area or polygon is None:
             continue
-        score = float(probabilities[category_id][piece].mean())
-        regions.append(Region(int(category_id), polygon, score, float(area)))
+        offset = np.array([box[1].start, box[0].start], dtype=np.float64)
+        score = float(probabilities[category_id][box][piece].mean())
+        regions.append(Region(category_id, polygon + offset, score, float(area)))
     return regions
 
 

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from angioscribe.cine import Cine
 from angioscribe.frames import candidate_frames
 from angioscribe.keyframes.classes import CLASSES, split_class
+from angioscribe.models.inference import frozen_for_cpu
 from angioscribe.models.registry import ModelEntry, Preprocess, create_model
 
 DEFAULT_MODEL = "keyframe-effnetl0"
@@ -78,16 +78,10 @@ class KeyframeClassifier:
 
 
 def _frozen(model: nn.Module, preprocess: Preprocess) -> nn.Module:
-    """TorchScript trace + freeze at the preprocessed input size; eager model on failure."""
+    """The network traced and frozen at the preprocessed input size."""
     size = preprocess.size or 256
-    example = torch.zeros(1, preprocess.in_chans, size, size).contiguous(
-        memory_format=torch.channels_last)
-    try:
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")  # torch marks jit as deprecated in favour of compile
-            return torch.jit.freeze(torch.jit.trace(model, example))
-    except (RuntimeError, torch.jit.Error):
-        return model
+    example = torch.zeros(1, preprocess.in_chans, size, size)
+    return frozen_for_cpu(model, example.contiguous(memory_format=torch.channels_last))
 
 
 def frame_score(path: str, frame: int, probabilities: np.ndarray) -> FrameScore:
