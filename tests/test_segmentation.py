@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from angioscribe.data.arcade import load_arcade
+from angioscribe.data.arcade import ArcadeAnnotation, ArcadeImage, load_arcade
 from angioscribe.evaluate.arcade_metric import arcade_f1
 from angioscribe.findings import FrameFindings, frame_findings, plot_findings, segment_label_map
 from angioscribe.models.registry import (
@@ -34,6 +34,7 @@ from angioscribe.regions import (
 from angioscribe.train.config import load_config
 from angioscribe.train.loop import LAST_CHECKPOINT, fit
 from angioscribe.train.losses import DiceCELoss
+from angioscribe.train.thresholds import tune_stenosis_rules
 
 torch.set_num_threads(2)
 LAD_MID = 7  # ARCADE id 7 is SYNTAX segment 7 (mid LAD)
@@ -108,6 +109,33 @@ def test_stenosis_one_polygon_per_lesion_and_minimum_area() -> None:
     assert len(regions) == 2
     assert all(r.category_id == 26 for r in regions)
 
+
+
+def test_stenosis_cap_keeps_the_most_confident_lesions() -> None:
+    shape = (64, 64)
+    probabilities = np.zeros((2, *shape), dtype=np.float32)
+    for confidence, (x0, x1) in zip((0.6, 0.9, 0.75), ((2, 12), (20, 30), (40, 50)), strict=True):
+        probabilities[1][band(shape, x0, x1, 10, 20)] = confidence
+    probabilities[0] = 1 - probabilities[1]
+    rules = StenosisRules(pixel_threshold=0.5, min_area=10, min_score=0.5, max_lesions=2)
+    regions = stenosis_regions(probabilities, rules)
+    assert [round(r.score, 2) for r in regions] == [0.9, 0.75]
+    assert StenosisRules.from_dict(rules.to_dict()) == rules
+
+
+def test_stenosis_tuning_caps_lesions_when_extra_ones_cost_score(tmp_path: Path) -> None:
+    """One true lesion and an equally large, nearly as confident false one: no area or score
+    threshold separates them, the cap of one lesion per frame does."""
+    shape = (64, 64)
+    probabilities = np.zeros((2, *shape), dtype=np.float32)
+    probabilities[1][band(shape, 5, 15, 5, 15)] = 0.97  # the annotated lesion
+    probabilities[1][band(shape, 40, 50, 40, 50)] = 0.96  # a false one
+    probabilities[0] = 1 - probabilities[1]
+    truth = ArcadeImage(1, "1.png", tmp_path / "1.png", 64, 64, [ArcadeAnnotation(
+        26, "stenosis", np.array([[5, 5], [14, 5], [14, 14], [5, 14]], dtype=float))])
+    rules, f1 = tune_stenosis_rules([probabilities], [truth])
+    assert rules.max_lesions == 1
+    assert f1 > 0.7
 
 # --- COCO export and the official metric ------------------------------------------------------
 

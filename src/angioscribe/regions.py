@@ -81,19 +81,24 @@ class SyntaxRules:
 @dataclass(frozen=True)
 class StenosisRules:
     """Lesion pixels are those with probability >= `pixel_threshold`; a component is reported
-    when its area >= `min_area` and its mean probability >= `min_score`."""
+    when its area >= `min_area` and its mean probability >= `min_score`, at most `max_lesions`
+    per frame (the most confident; None = no cap). The cap exists because the metric averages
+    over predictions: a frame rarely shows more than two or three lesions, and each doubtful
+    extra one lowers the frame's score."""
 
     pixel_threshold: float = 0.5
     min_area: int = 20
     min_score: float = 0.5
+    max_lesions: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"pixel_threshold": self.pixel_threshold, "min_area": self.min_area,
-                "min_score": self.min_score}
+                "min_score": self.min_score, "max_lesions": self.max_lesions}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StenosisRules:
-        return cls(**{key: data[key] for key in ("pixel_threshold", "min_area", "min_score")
+        return cls(**{key: data[key] for key in
+                      ("pixel_threshold", "min_area", "min_score", "max_lesions")
                       if key in data})
 
 
@@ -145,7 +150,8 @@ def _dominant_side(candidates: list[Region]) -> list[Region]:
 
 
 def stenosis_regions(probabilities: np.ndarray, rules: StenosisRules) -> list[Region]:
-    """One polygon per connected lesion component, confident and large enough."""
+    """One polygon per connected lesion component, confident and large enough, most confident
+    first."""
     lesion = probabilities[1] >= rules.pixel_threshold
     count, components = cv2.connectedComponents(lesion.astype(np.uint8), connectivity=8)
     regions = []
@@ -158,7 +164,7 @@ def stenosis_regions(probabilities: np.ndarray, rules: StenosisRules) -> list[Re
         polygon = mask_polygon(piece)
         if score >= rules.min_score and polygon is not None:
             regions.append(Region(ARCADE_STENOSIS_ID, polygon, score, float(area)))
-    return sorted(regions, key=lambda region: region.score, reverse=True)
+    return sorted(regions, key=lambda region: region.score, reverse=True)[:rules.max_lesions]
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

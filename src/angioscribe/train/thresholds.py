@@ -25,6 +25,7 @@ from angioscribe.regions import (
 
 SCORE_GRID = tuple(np.round(np.arange(0.2, 0.96, 0.025), 3))
 AREA_GRID = (0, 25, 50, 100, 200)
+LESION_CAP_GRID = (None, 1, 2, 3, 4)
 
 
 def syntax_f1(candidates: Sequence[list[Region]], truth: Sequence[ArcadeImage],
@@ -90,7 +91,7 @@ def tune_syntax_rules(candidates: Sequence[list[Region]], truth: Sequence[Arcade
 
 def tune_stenosis_rules(probabilities: Sequence[np.ndarray],
                         truth: Sequence[ArcadeImage]) -> tuple[StenosisRules, float]:
-    """Grid over pixel threshold, minimum area and minimum mean probability."""
+    """Grid over pixel threshold, minimum area, minimum mean probability and lesion cap."""
     best, best_f1 = StenosisRules(), -1.0
     for pixel_threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
         loose = StenosisRules(pixel_threshold=pixel_threshold, min_area=1, min_score=0.0)
@@ -99,10 +100,11 @@ def tune_stenosis_rules(probabilities: Sequence[np.ndarray],
                    for image_regions, image in zip(regions, truth, strict=True)]
         for min_area in AREA_GRID:
             for min_score in SCORE_GRID:
-                rules = StenosisRules(pixel_threshold, max(min_area, 1), float(min_score))
-                f1 = _stenosis_f1(regions, matched, truth, rules)
-                if f1 > best_f1:
-                    best, best_f1 = rules, f1
+                for cap in LESION_CAP_GRID:
+                    rules = StenosisRules(pixel_threshold, max(min_area, 1), float(min_score), cap)
+                    f1 = _stenosis_f1(regions, matched, truth, rules)
+                    if f1 > best_f1:
+                        best, best_f1 = rules, f1
     return best, best_f1
 
 
@@ -118,6 +120,7 @@ def _stenosis_f1(regions: Sequence[list[Region]], matched: Sequence[list[float]]
     for image_regions, image_matched, image in zip(regions, matched, truth, strict=True):
         kept = [f1 for region, f1 in zip(image_regions, image_matched, strict=True)
                 if region.area >= rules.min_area and region.score >= rules.min_score]
+        kept = kept[:rules.max_lesions]  # regions come most confident first
         n_gt = len(image.annotations)
         if n_gt == 0:
             continue
