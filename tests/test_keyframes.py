@@ -32,13 +32,13 @@ from angioscribe.keyframes.derive import contrast_free_background, derive_frame
 from angioscribe.keyframes.select import choose_keyframes, select_keyframes
 from angioscribe.keyframes.training import (
     KeyframeTraining,
-    load_artifact_weights,
     simulated_split,
 )
 from angioscribe.models.registry import (
     build_model,
     create_model,
     get_entry,
+    load_artifact_weights,
     save_artifact,
     shipped_weights_dir,
 )

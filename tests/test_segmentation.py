@@ -31,9 +31,10 @@ from angioscribe.regions import (
     stenosis_regions,
     syntax_regions,
 )
-from angioscribe.train.config import load_config
+from angioscribe.train.config import TrainConfig, load_config
 from angioscribe.train.loop import LAST_CHECKPOINT, fit
 from angioscribe.train.losses import DiceCELoss
+from angioscribe.train.segmentation import SegmentationTraining
 from angioscribe.train.thresholds import tune_stenosis_rules
 
 torch.set_num_threads(2)
@@ -306,6 +307,19 @@ def test_a_few_training_steps_on_real_arcade_images_lower_the_loss(shared_data: 
         losses.append(loss.item())
     assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3])
 
+
+
+def test_segmentation_training_warm_starts_from_an_artifact(shared_data: Path,
+                                                             tmp_path: Path) -> None:
+    """`init_from` lets a later session go on from shipped weights when checkpoints are gone."""
+    model, _, entry = create_model("stenosis-seg", pretrained=False)
+    artifact = save_artifact(model, entry, tmp_path / "stenosis.safetensors")
+    config = TrainConfig(task="stenosis", model="stenosis-seg", data_root=str(shared_data),
+                         init_from=str(artifact), train_limit=2, val_limit=1,
+                         out_dir=str(tmp_path / "run"))
+    started = SegmentationTraining(config).model.state_dict()
+    stored = create_model(str(artifact))[0].state_dict()
+    assert all(torch.equal(started[key].half(), stored[key].half()) for key in stored)
 
 class _TinyTask:
     """A two-parameter regression task: the loop's bookkeeping, not the model, is under test."""

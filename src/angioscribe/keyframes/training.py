@@ -34,8 +34,8 @@ from angioscribe.models.registry import (
     ModelEntry,
     build_model,
     get_entry,
-    read_artifact,
     save_artifact,
+    starting_model,
 )
 from angioscribe.train.config import TrainConfig
 from angioscribe.train.loop import BEST_CHECKPOINT, load_model_weights
@@ -67,9 +67,7 @@ class KeyframeTraining:
         self.config = config
         self.entry = keyframe_entry(config)
         if model is None:
-            model = build_model(self.entry, encoder_pretrained and config.init_from is None)
-            if config.init_from is not None:
-                load_artifact_weights(config.init_from, model, self.entry)
+            model = starting_model(self.entry, config.init_from, encoder_pretrained)
         self.model = model
         sim_train, sim_val = simulated_split(config)
         train_frames = _limit(arcade_frames(config.data_root, "train"), config.train_limit)
@@ -89,17 +87,6 @@ class KeyframeTraining:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         probabilities = predict_dataset(model, self.val_set)
         return validation_metrics(self.val_set.frames, probabilities)
-
-
-def load_artifact_weights(path: str | Path, model: nn.Module, entry: ModelEntry) -> None:
-    """Start `model` from a .safetensors artifact (fp16 stored, trained in fp32); refuses an
-    artifact of another architecture, whose weights would not mean the same thing."""
-    artifact_entry, state = read_artifact(path)
-    same_model = (artifact_entry.architecture == entry.architecture
-                  and tuple(artifact_entry.labels) == tuple(entry.labels))
-    if not same_model:
-        raise ValueError(f"{path} holds a {artifact_entry.name!r} model, not {entry.name!r}")
-    model.load_state_dict({key: value.float() for key, value in state.items()})
 
 
 def simulated_split(config: TrainConfig) -> tuple[list[LabelledFrame], list[LabelledFrame]]:

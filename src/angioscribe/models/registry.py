@@ -124,6 +124,28 @@ def build_model(entry: ModelEntry, encoder_pretrained: bool = False) -> nn.Modul
     return builder(entry.config, encoder_pretrained)
 
 
+def starting_model(entry: ModelEntry, init_from: str | Path | None,
+                   encoder_pretrained: bool = True) -> nn.Module:
+    """The network a training run starts from: the weights of a trained artifact of the same
+    model (`init_from`; fine-tuning or warm-starting costs minutes, not hours), else the
+    ImageNet encoder (or random weights with `encoder_pretrained=False`)."""
+    model = build_model(entry, encoder_pretrained and init_from is None)
+    if init_from is not None:
+        load_artifact_weights(init_from, model, entry)
+    return model
+
+
+def load_artifact_weights(path: str | Path, model: nn.Module, entry: ModelEntry) -> None:
+    """Load a .safetensors artifact (fp16 stored, trained in fp32) into `model`; refuses an
+    artifact of another architecture, whose weights would not mean the same thing."""
+    artifact_entry, state = read_artifact(path)
+    same_model = (artifact_entry.architecture == entry.architecture
+                  and tuple(artifact_entry.labels) == tuple(entry.labels))
+    if not same_model:
+        raise ValueError(f"{path} holds a {artifact_entry.name!r} model, not {entry.name!r}")
+    model.load_state_dict({key: value.float() for key, value in state.items()})
+
+
 def create_model(
     source: str, pretrained: bool = True, encoder_pretrained: bool = False
 ) -> tuple[nn.Module, Preprocess, ModelEntry]:

@@ -16,7 +16,7 @@ class TrainConfig:
 
     `model` names the registry entry whose architecture and labels are trained; `encoder`
     and `encoder_weights` override it (e.g. a larger timm encoder with "timm" hub weights).
-    `init_from` (key-frame task; a .safetensors artifact of the same entry) starts from trained
+    `init_from` (a .safetensors artifact of the same entry) starts from trained
     weights instead of ImageNet: fine-tuning a shipped model costs minutes, not an hour.
     `sim_dir` adds simulated studies (`angioscribe sim dataset`) as a key-frame data source:
     the first `sim_studies` of them (by study id; all if None), of which the last

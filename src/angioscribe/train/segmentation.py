@@ -29,6 +29,7 @@ from angioscribe.models.registry import (
     build_model,
     get_entry,
     save_artifact,
+    starting_model,
 )
 from angioscribe.regions import (
     Region,
@@ -93,7 +94,7 @@ class SegmentationTraining:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.entry = training_entry(config)
-        self.model = build_model(self.entry, encoder_pretrained=True)
+        self.model = starting_model(self.entry, config.init_from)
         _, frames, masks = read_split(config, "train", config.train_limit)
         self.val_images, self.val_frames, _ = read_split(config, "val", config.val_limit)
         augment = XrayAugment(crop=config.crop_size,
