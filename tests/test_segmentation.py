@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -192,14 +193,61 @@ def test_cli_segment_writes_scoreable_coco(tmp_path: Path, syntax_val, monkeypat
     result = CliRunner().invoke(app, ["segment", str(frames), "--task", "syntax", "--out",
                                       str(out), "--model", str(artifact)])
     assert result.exit_code == 0, result.output
-    import json
-
     predictions = json.loads(out.read_text())
     assert [i["file_name"] for i in predictions["images"]] == [
         i.file_name for i in syntax_val.images[:2]]
     assert predictions["images"][0]["width"] == 128
     assert 0.0 <= arcade_f1(syntax_val.coco, predictions, "syntax").f1 <= 1.0
 
+
+
+def tiny_arcade(source: Path, root: Path, task: str, count: int) -> Path:
+    """An ARCADE folder with the first `count` images of the real train and val splits."""
+    for split in ("train", "val"):
+        real = load_arcade(source, task, split)
+        kept = real.images[:count]
+        (root / task / split / "images").mkdir(parents=True)
+        (root / task / split / "annotations").mkdir()
+        for image in kept:
+            (root / task / split / "images" / image.file_name).symlink_to(image.path)
+        ids = {image.image_id for image in kept}
+        coco = {**real.coco, "images": [i for i in real.coco["images"] if i["id"] in ids],
+                "annotations": [a for a in real.coco["annotations"] if a["image_id"] in ids]}
+        (root / task / split / "annotations" / f"{split}.json").write_text(json.dumps(coco))
+    return root
+
+
+def test_cli_train_segment_exports_artifact_card_and_the_f1_segment_reproduces(
+        shared_data: Path, tmp_path: Path) -> None:
+    """One epoch on a 3-image ARCADE copy: the exported artifact, its card, and the val F1 the
+    card states, which `angioscribe segment` + the official metric must give again."""
+    from typer.testing import CliRunner
+
+    from angioscribe.cli import app
+
+    root = tiny_arcade(shared_data, tmp_path / "arcade", "stenosis", 3)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(f"task: stenosis\nmodel: stenosis-seg\ndata_root: {root}\n"
+                      f"out_dir: {tmp_path / 'run'}\nepochs: 1\nbatch_size: 3\ncrop_size: 64\n"
+                      "eval_every_epochs: 1\nthreads: 2\n")
+    result = CliRunner().invoke(app, ["train", "segment", "--task", "stenosis",
+                                      "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "run" / "export.json").read_text())
+    artifact = Path(report["artifact"])
+    card = artifact.with_suffix(".md").read_text()
+    assert f"**{report['val_f1']:.4f}**" in card and "epoch 1 " in card
+    assert "train (3 images)" in card and "crop_size: 64" in card
+    low, high = report["val_f1_ci95"]
+    assert low <= report["val_f1"] <= high
+    out = tmp_path / "pred.json"
+    result = CliRunner().invoke(app, ["segment", str(root / "stenosis" / "val" / "images"),
+                                      "--task", "stenosis", "--out", str(out),
+                                      "--model", str(artifact)])
+    assert result.exit_code == 0, result.output
+    val = load_arcade(root, "stenosis", "val")
+    again = arcade_f1(val.coco, json.loads(out.read_text()), "stenosis").f1
+    assert again == pytest.approx(report["val_f1"], abs=0.05)
 
 # --- findings ---------------------------------------------------------------------------------
 

@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from angioscribe.data.arcade import ArcadeImage, load_arcade
 from angioscribe.evaluate.arcade_metric import arcade_f1
+from angioscribe.evaluate.bootstrap import bootstrap_ci
 from angioscribe.models.registry import (
     ModelEntry,
     Preprocess,
@@ -160,11 +162,16 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
         [{"id": i.image_id, "file_name": i.file_name, "width": i.width, "height": i.height}
          for i in images], regions)
     score = arcade_f1(split.coco, predictions, config.task)
+    interval = bootstrap_ci(list(score.per_image.values()))
     entry = replace(entry, thresholds=thresholds)
     destination = destination or Path(config.out_dir) / f"{entry.name}.safetensors"
     path = save_artifact(model, entry, destination)
     report = {"model": entry.name, "artifact": str(path), "val_f1": score.f1,
-              "thresholds": thresholds, "checkpoint": checkpoint.name, "epoch": state["epoch"],
+              "val_f1_ci95": [interval.low, interval.high],
+              "val_f1_by_epoch": _val_history(Path(config.out_dir)), "thresholds": thresholds,
+              "train_images": len(load_arcade(config.data_root, config.task, "train")
+                                  .images[:config.train_limit]),
+              "val_images": len(images), "checkpoint": checkpoint.name, "epoch": state["epoch"],
               "step": state["global_step"], "config": config.to_dict()}
     (Path(config.out_dir) / "export.json").write_text(json.dumps(report, indent=2))
     path.with_suffix(".md").write_text(model_card(report, entry), encoding="utf-8")
@@ -183,8 +190,9 @@ def model_card(report: dict[str, Any], entry: ModelEntry) -> str:
 {entry.description}
 
 ## Data
-Trained on ARCADE `{task}` train (1000 images), model and post-processing selected on ARCADE
-`{task}` val (200 images); the ARCADE test split was never used.
+Trained on ARCADE `{task}` train ({report["train_images"]} images), model and post-processing
+selected on ARCADE `{task}` val ({report["val_images"]} images); the ARCADE test split was never
+used.
 
 ARCADE: Popov et al., "Dataset for Automatic Region-based Coronary Artery Disease Diagnostics
 Using X-Ray Angiography Images", Scientific Data 11:20 (2024); MICCAI 2023 ARCADE challenge.
@@ -207,9 +215,16 @@ weighted cross-entropy (inverse frequency ^ {config["class_weight_power"]}) + so
 Checkpoint `{report["checkpoint"]}`: {report["epoch"]} of {config["epochs"]} epochs done
 (step {report["step"]}).
 
-Command:
+Command (`--resume` continues an interrupted run; the shipped recipes are
+`configs/syntax-lite0.yaml` and `configs/stenosis-lite0.yaml`):
 
-    angioscribe train segment --task {task} --config configs/{task}-lite0.yaml
+    angioscribe train segment --task {task} --config CONFIG.yaml
+
+with this CONFIG.yaml:
+
+```yaml
+{yaml.safe_dump(config, sort_keys=False).strip()}
+```
 
 ## Post-processing (tuned on val with the official metric)
 ```json
@@ -218,10 +233,28 @@ Command:
 
 ## Result
 Official ARCADE F1 on val (`angioscribe.evaluate.arcade_metric`, thresholds chosen on the same
-val set, so slightly optimistic): **{report["val_f1"]:.4f}**
+val set, so slightly optimistic): **{report["val_f1"]:.4f}** (95 % bootstrap CI over val images
+{report["val_f1_ci95"][0]:.3f}-{report["val_f1_ci95"][1]:.3f}).
+
+Val F1 during training (global thresholds only): {_history_line(report["val_f1_by_epoch"])}.
 
 Measured {when} on {machine}.{_unfinished_note(report)}
 """
+
+
+def _val_history(out_dir: Path) -> dict[int, float]:
+    """Epoch -> val F1 of each evaluation the run logged (metrics.jsonl)."""
+    path = out_dir / "metrics.jsonl"
+    if not path.is_file():
+        return {}
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {int(r["eval"]["epoch"]): float(r["eval"]["score"]) for r in records if "eval" in r}
+
+
+def _history_line(history: dict[Any, float]) -> str:
+    if not history:
+        return "not logged"
+    return ", ".join(f"epoch {epoch} {score:.3f}" for epoch, score in history.items())
 
 
 def _unfinished_note(report: dict[str, Any]) -> str:
