@@ -36,7 +36,7 @@ from angioscribe.train.config import TrainConfig, load_config
 from angioscribe.train.loop import LAST_CHECKPOINT, fit
 from angioscribe.train.losses import DiceCELoss
 from angioscribe.train.segmentation import SegmentationTraining
-from angioscribe.train.thresholds import tune_stenosis_rules
+from angioscribe.train.thresholds import tune_stenosis_rules, tune_syntax
 
 torch.set_num_threads(2)
 LAD_MID = 7  # ARCADE id 7 is SYNTAX segment 7 (mid LAD)
@@ -88,6 +88,39 @@ def test_syntax_polygons_sit_on_their_pieces_in_frame_coordinates() -> None:
         assert (drawn.astype(bool) & piece).sum() / (drawn.astype(bool) | piece).sum() > 0.95
         assert region.area == piece.sum()
 
+
+
+def test_syntax_background_threshold_sets_vessel_width() -> None:
+    """Rim pixels slightly more likely background than LAD stay LAD when background must reach
+    0.6 to win, and the rule survives the artifact's JSON."""
+    labels = np.zeros((40, 60), dtype=np.int64)
+    labels[band(labels.shape, 5, 55, 18, 22)] = LAD_MID  # 4 px core
+    probabilities = one_hot_probabilities(labels, 26)
+    rim = band(labels.shape, 5, 55, 16, 24) & (labels == 0)  # 2 px each side
+    probabilities[:, rim] = 0.002
+    probabilities[0, rim], probabilities[LAD_MID, rim] = 0.55, 0.40
+    thin = syntax_regions(probabilities, SyntaxRules(min_area=0))
+    wide_rules = SyntaxRules(min_area=0, background_threshold=0.6)
+    wide = syntax_regions(probabilities, wide_rules)
+    assert [r.area for r in thin] == [50 * 4] and [r.area for r in wide] == [50 * 8]
+    assert SyntaxRules.from_dict(json.loads(json.dumps(wide_rules.to_dict()))) == wide_rules
+
+
+def test_syntax_tuning_thins_vessels_painted_wider_than_annotated(tmp_path: Path) -> None:
+    labels = np.zeros((40, 60), dtype=np.int64)
+    labels[band(labels.shape, 5, 55, 18, 22)] = LAD_MID
+    probabilities = one_hot_probabilities(labels, 26)
+    rim = band(labels.shape, 5, 55, 12, 28) & (labels == 0)  # 6 px each side, LAD by arg-max
+    probabilities[:, rim] = 0.001
+    probabilities[0, rim], probabilities[LAD_MID, rim] = 0.35, 0.626
+    core = np.array([[5, 18], [54, 18], [54, 21], [5, 21]], dtype=float)
+    truth = ArcadeImage(1, "1.png", tmp_path / "1.png", 60, 40,
+                        [ArcadeAnnotation(LAD_MID, "7", core)])
+    rules, f1 = tune_syntax([probabilities], [truth])
+    assert rules.background_threshold is not None and rules.background_threshold <= 0.35
+    plain = syntax_regions(probabilities, replace(rules, background_threshold=None))
+    assert plain[0].area > 3 * syntax_regions(probabilities, rules)[0].area
+    assert f1 > 0.9
 
 def test_syntax_drops_unsure_classes_and_the_other_side() -> None:
     labels = np.zeros((64, 64), dtype=np.int64)

@@ -54,19 +54,22 @@ class Region:
 @dataclass(frozen=True)
 class SyntaxRules:
     """Which segment classes to report. `min_score` is the default confidence threshold,
-    `class_min_score` overrides it per ARCADE id (tuned on val)."""
+    `class_min_score` overrides it per ARCADE id (tuned on val). `background_threshold` sets
+    vessel width: a pixel is background only if its background probability reaches it (None:
+    plain arg-max)."""
 
     min_score: float = 0.5
     class_min_score: dict[int, float] = field(default_factory=dict)
     min_area: int = 30
     one_side: bool = True
+    background_threshold: float | None = None
 
     def threshold(self, category_id: int) -> float:
         return self.class_min_score.get(category_id, self.min_score)
 
     def to_dict(self) -> dict[str, Any]:
         return {"min_score": self.min_score, "min_area": self.min_area,
-                "one_side": self.one_side,
+                "one_side": self.one_side, "background_threshold": self.background_threshold,
                 "class_min_score": {str(k): v for k, v in self.class_min_score.items()}}
 
     @classmethod
@@ -75,7 +78,8 @@ class SyntaxRules:
                    class_min_score={int(k): float(v)
                                     for k, v in data.get("class_min_score", {}).items()},
                    min_area=int(data.get("min_area", 30)),
-                   one_side=bool(data.get("one_side", True)))
+                   one_side=bool(data.get("one_side", True)),
+                   background_threshold=data.get("background_threshold"))
 
 
 @dataclass(frozen=True)
@@ -102,14 +106,28 @@ class StenosisRules:
                       if key in data})
 
 
-def syntax_candidates(probabilities: np.ndarray, min_area: int = 1) -> list[Region]:
-    """Every segment class's largest connected piece of the arg-max map, scored by its mean
-    probability, before any threshold (thresholds are tuned on these).
+def segment_labels(probabilities: np.ndarray, background_threshold: float | None = None
+                   ) -> np.ndarray:
+    """(H, W) uint8 class map. With `background_threshold`, a pixel is background where the
+    background probability reaches it, otherwise its most likely segment class. Below 0.5 this
+    thins vessels: the Dice-trained model paints them wider than ARCADE's outlines (val F1
+    +0.016 at 0.3 vs plain arg-max, epoch 10), so the width is tuned on val."""
+    if background_threshold is None:
+        return np.argmax(probabilities, axis=0).astype(np.uint8)
+    segments = np.argmax(probabilities[1:], axis=0).astype(np.uint8) + 1
+    segments[probabilities[0] >= background_threshold] = 0
+    return segments
+
+
+def syntax_candidates(probabilities: np.ndarray, background_threshold: float | None = None,
+                      min_area: int = 1) -> list[Region]:
+    """Every segment class's largest connected piece of the class map (`segment_labels`),
+    scored by its mean probability, before any threshold (thresholds are tuned on these).
 
     Each class is processed inside its bounding box (one `find_objects` pass finds them all):
     a segment covers a few percent of the frame, so this is ~10x cheaper than full-frame masks.
     """
-    labels = np.argmax(probabilities, axis=0).astype(np.uint8)
+    labels = segment_labels(probabilities, background_threshold)
     regions = []
     for category_id, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
@@ -136,7 +154,7 @@ def select_syntax(candidates: list[Region], rules: SyntaxRules) -> list[Region]:
 
 def syntax_regions(probabilities: np.ndarray, rules: SyntaxRules) -> list[Region]:
     """At most one polygon per SYNTAX class, one coronary side, confident classes only."""
-    return select_syntax(syntax_candidates(probabilities), rules)
+    return select_syntax(syntax_candidates(probabilities, rules.background_threshold), rules)
 
 
 def _dominant_side(candidates: list[Region]) -> list[Region]:

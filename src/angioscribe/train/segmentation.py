@@ -37,15 +37,20 @@ from angioscribe.regions import (
     Region,
     SyntaxRules,
     coco_results,
-    select_syntax,
     stenosis_regions,
     syntax_candidates,
+    syntax_regions,
 )
 from angioscribe.train.augment import XrayAugment
 from angioscribe.train.config import TrainConfig
 from angioscribe.train.loop import BEST_CHECKPOINT, load_model_weights
 from angioscribe.train.losses import DiceCELoss, class_weights
-from angioscribe.train.thresholds import syntax_f1, tune_stenosis_rules, tune_syntax_rules
+from angioscribe.train.thresholds import (
+    syntax_f1,
+    tune_stenosis_rules,
+    tune_syntax,
+    tune_syntax_rules,
+)
 
 
 class CropDataset(Dataset):
@@ -149,9 +154,8 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
     probabilities = predict_probabilities(model, entry.preprocess, frames)
     regions: list[list[Region]]
     if config.task == "syntax":
-        candidates = [syntax_candidates(p) for p in probabilities]
-        rules, _ = tune_syntax_rules(candidates, images)
-        regions = [select_syntax(c, rules) for c in candidates]
+        rules, _ = tune_syntax(probabilities, images)
+        regions = [syntax_regions(p, rules) for p in probabilities]
         thresholds = rules.to_dict()
     else:
         stenosis_rules, _ = tune_stenosis_rules(probabilities, images)

@@ -21,6 +21,7 @@ from angioscribe.regions import (
     SyntaxRules,
     select_syntax,
     stenosis_regions,
+    syntax_candidates,
 )
 
 SCORE_GRID = tuple(np.round(np.arange(0.2, 0.96, 0.025), 3))
@@ -28,6 +29,7 @@ AREA_GRID = (0, 25, 50, 100, 200)
 LESION_CAP_GRID = (None, 1, 2, 3, 4)
 # Up to 0.9: lesion probability spreads along the vessel, so blobs cut at 0.5 are about twice
 # the annotated lesion's area (median 1900 vs 800 px on val at epoch 10); a high cut trims them.
+BACKGROUND_GRID = (None, 0.2, 0.3, 0.4)
 PIXEL_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
@@ -89,6 +91,19 @@ def tune_syntax_rules(candidates: Sequence[list[Region]], truth: Sequence[Arcade
                 trial_f1 = score(trial)
                 if trial_f1 >= best_f1 + min_gain:
                     best, best_f1 = trial, trial_f1
+    return best, best_f1
+
+
+def tune_syntax(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeImage]
+                ) -> tuple[SyntaxRules, float]:
+    """`tune_syntax_rules` for each vessel width (`SyntaxRules.background_threshold`), best
+    kept. Costs a minute per width for 200 val frames."""
+    best, best_f1 = SyntaxRules(), -1.0
+    for background_threshold in BACKGROUND_GRID:
+        candidates = [syntax_candidates(p, background_threshold) for p in probabilities]
+        rules, f1 = tune_syntax_rules(candidates, truth)
+        if f1 > best_f1:
+            best, best_f1 = replace(rules, background_threshold=background_threshold), f1
     return best, best_f1
 
 
