@@ -9,6 +9,7 @@ on the machine when nothing else runs.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -47,6 +48,7 @@ def main() -> None:
     stenosis, stenosis_weights = load("stenosis-seg")
     metrics: dict[str, float | str | int] = {
         "frame_px": int(frame.shape[0]),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
         "weights": f"syntax={syntax_weights}, stenosis={stenosis_weights}",
     }
     for threads in (1, 2):
@@ -63,8 +65,8 @@ def main() -> None:
         if threads == 1:
             metrics["cpu_s_per_frame_1thread"] = round(statistics.median(cpu), 3)
     path = record("segmentation", metrics,
-                  notes=f"median of {REPEATS} runs; both models + regions + findings; "
-                        "machine shared with training jobs")
+                  notes=f"median of {REPEATS} runs; both models (traced + frozen) + regions "
+                        "+ findings; the load average says whether other jobs ran")
     print(metrics, "->", path)
 
 
