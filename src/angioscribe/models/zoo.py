@@ -8,6 +8,8 @@ weights timm fetches from the hub; train it on a GPU with `configs/syntax-effv2s
 
 from __future__ import annotations
 
+from typing import Any
+
 from angioscribe.anatomy import ARCADE_STENOSIS_ID, segment_by_arcade_id
 from angioscribe.models.registry import ModelEntry, Preprocess, register
 from angioscribe.models.segmenter import LITE0_ENCODER, LITE0_PACKAGE
@@ -25,34 +27,35 @@ def _how_to_get(task: str) -> str:
             f"(ARCADE under ../shared/data), or pass --model PATH.safetensors / hf-hub:ORG/REPO.")
 
 
-SYNTAX_SEG = register(ModelEntry(
-    name="syntax-seg",
-    task="syntax",
-    architecture=ARCHITECTURE,
-    config={"encoder": LITE0_ENCODER, "encoder_weights": LITE0_PACKAGE,
-            "num_classes": len(SYNTAX_LABELS), "flip_invariant": False},
-    labels=SYNTAX_LABELS,
-    label_ids=(0, *SYNTAX_IDS),
-    weights="shipped:syntax-seg.safetensors",
-    preprocess=LITE0_PREPROCESS,
+def _lite0_unet(task: str, labels: tuple[str, ...], label_ids: tuple[int, ...],
+                flip_invariant: bool, thresholds: dict[str, Any], description: str) -> ModelEntry:
+    """A shipped CPU default: the Lite0 U-Net for one ARCADE task, weights `<task>-seg`."""
+    return ModelEntry(
+        name=f"{task}-seg",
+        task=task,
+        architecture=ARCHITECTURE,
+        config={"encoder": LITE0_ENCODER, "encoder_weights": LITE0_PACKAGE,
+                "num_classes": len(labels), "flip_invariant": flip_invariant},
+        labels=labels,
+        label_ids=label_ids,
+        weights=f"shipped:{task}-seg.safetensors",
+        preprocess=LITE0_PREPROCESS,
+        thresholds=thresholds,
+        description=description,
+        how_to_get=_how_to_get(task),
+    )
+
+
+SYNTAX_SEG = register(_lite0_unet(
+    "syntax", SYNTAX_LABELS, (0, *SYNTAX_IDS), flip_invariant=False,
     thresholds=SyntaxRules().to_dict(),
     description="25 SYNTAX coronary segments + background, EfficientNet-Lite0 U-Net, ARCADE.",
-    how_to_get=_how_to_get("syntax"),
 ))
 
-STENOSIS_SEG = register(ModelEntry(
-    name="stenosis-seg",
-    task="stenosis",
-    architecture=ARCHITECTURE,
-    config={"encoder": LITE0_ENCODER, "encoder_weights": LITE0_PACKAGE,
-            "num_classes": 2, "flip_invariant": True},
-    labels=("background", "stenosis"),
-    label_ids=(0, ARCADE_STENOSIS_ID),
-    weights="shipped:stenosis-seg.safetensors",
-    preprocess=LITE0_PREPROCESS,
+STENOSIS_SEG = register(_lite0_unet(
+    "stenosis", ("background", "stenosis"), (0, ARCADE_STENOSIS_ID), flip_invariant=True,
     thresholds=StenosisRules().to_dict(),
     description="Stenotic lesions vs background, EfficientNet-Lite0 U-Net, ARCADE.",
-    how_to_get=_how_to_get("stenosis"),
 ))
 
 SYNTAX_SEG_EFFV2S = register(ModelEntry(
