@@ -32,6 +32,7 @@ from angioscribe.regions import (
     stenosis_regions,
     syntax_regions,
 )
+from angioscribe.train.augment import XrayAugment
 from angioscribe.train.config import TrainConfig, load_config
 from angioscribe.train.loop import LAST_CHECKPOINT, fit
 from angioscribe.train.losses import DiceCELoss
@@ -369,6 +370,25 @@ def test_larger_hub_encoder_builds_through_the_same_factory() -> None:
 
 
 # --- training ---------------------------------------------------------------------------------
+
+def test_foreground_focus_puts_a_small_lesion_into_the_crops() -> None:
+    """A lesion in a corner is in few uniform crops; focused crops hold it as often as asked."""
+    image = np.full((512, 512), 128, np.uint8)
+    mask = np.zeros((512, 512), np.uint8)
+    mask[20:40, 460:490] = 1
+
+    def share_with_lesion(focus: float) -> float:
+        augment = XrayAugment(crop=128, foreground_focus=focus)
+        crops = [augment(image, mask, np.random.default_rng([3, i]))[1] for i in range(200)]
+        return float(np.mean([crop.any() for crop in crops]))
+
+    assert share_with_lesion(0.0) < 0.15
+    assert share_with_lesion(1.0) == 1.0
+    assert 0.35 < share_with_lesion(0.5) < 0.7
+    no_lesion = XrayAugment(crop=128, foreground_focus=1.0)(image, np.zeros_like(mask),
+                                                            np.random.default_rng(0))
+    assert no_lesion[1].shape == (128, 128)
+
 
 def test_a_few_training_steps_on_real_arcade_images_lower_the_loss(shared_data: Path) -> None:
     images = load_arcade(shared_data, "syntax", "train").images[:2]

@@ -105,7 +105,8 @@ class SegmentationTraining:
         _, frames, masks = read_split(config, "train", config.train_limit)
         self.val_images, self.val_frames, _ = read_split(config, "val", config.val_limit)
         augment = XrayAugment(crop=config.crop_size,
-                              flips=bool(self.entry.config.get("flip_invariant")))
+                              flips=bool(self.entry.config.get("flip_invariant")),
+                              foreground_focus=config.foreground_focus)
         self.train_set = CropDataset(frames, masks, augment, self.entry.preprocess, config.seed)
         counts = np.bincount(np.concatenate([m.ravel() for m in masks]),
                              minlength=int(self.entry.config["num_classes"]))
