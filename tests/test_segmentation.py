@@ -254,7 +254,8 @@ def tiny_arcade(source: Path, root: Path, task: str, count: int) -> Path:
 def test_cli_train_segment_exports_artifact_card_and_the_f1_segment_reproduces(
         shared_data: Path, tmp_path: Path) -> None:
     """One epoch on a 3-image ARCADE copy: the exported artifact, its card, and the val F1 the
-    card states, which `angioscribe segment` + the official metric must give again."""
+    card states, which `angioscribe segment` + the official metric must give again; then a
+    second stage warm-started from that artifact, whose card carries the first stage's."""
     from typer.testing import CliRunner
 
     from angioscribe.cli import app
@@ -282,6 +283,17 @@ def test_cli_train_segment_exports_artifact_card_and_the_f1_segment_reproduces(
     val = load_arcade(root, "stenosis", "val")
     again = arcade_f1(val.coco, json.loads(out.read_text()), "stenosis").f1
     assert again == pytest.approx(report["val_f1"], abs=0.05)
+
+    stage2 = tmp_path / "stage2.yaml"
+    stage2.write_text(config.read_text().replace(f"{tmp_path / 'run'}\n", f"{tmp_path / 'run2'}\n")
+                      + f"init_from: {artifact}\nforeground_focus: 0.5\n")
+    result = CliRunner().invoke(app, ["train", "segment", "--task", "stenosis",
+                                      "--config", str(stage2)])
+    assert result.exit_code == 0, result.output
+    card2 = (tmp_path / "run2" / "stenosis-seg.md").read_text()
+    assert f"Warm start from `{artifact}`" in card2 and "(50% of them centred" in card2
+    earlier = card2[card2.index("## Earlier stage"):]
+    assert f"**{report['val_f1']:.4f}**" in earlier and "### Recipe" in earlier
 
 # --- findings ---------------------------------------------------------------------------------
 

@@ -212,16 +212,17 @@ derived from it and carry the same attribution.
 - weights: fp16 safetensors; the entry (labels, thresholds) is in the file's metadata
 
 ## Recipe
+{_start_line(config)}
 AdamW lr {config["lr"]}, weight decay {config["weight_decay"]}, {config["warmup_steps"]} warmup
 steps then cosine over {config["epochs"]} epochs, batch {config["batch_size"]} random
-{config["crop_size"]} px crops at full resolution, X-ray augmentation (rotation, scale, gamma,
-contrast, brightness, blur, noise{flips}),
-weighted cross-entropy (inverse frequency ^ {config["class_weight_power"]}) + soft Dice.
-Checkpoint `{report["checkpoint"]}`: {report["epoch"]} of {config["epochs"]} epochs done
+{config["crop_size"]} px crops at full resolution ({config["foreground_focus"]:.0%} of them centred
+near a labelled pixel), X-ray augmentation (rotation, scale, gamma, contrast, brightness, blur,
+noise{flips}), weighted cross-entropy (inverse frequency ^ {config["class_weight_power"]}) + soft
+Dice. Checkpoint `{report["checkpoint"]}`: {report["epoch"]} of {config["epochs"]} epochs done
 (step {report["step"]}).
 
-Command (`--resume` continues an interrupted run; the shipped recipes are
-`configs/syntax-lite0.yaml` and `configs/stenosis-lite0.yaml`):
+Command (`--resume` continues an interrupted run; the shipped recipes are in `configs/`, see
+docs/segmentation.md):
 
     angioscribe train segment --task {task} --config CONFIG.yaml
 
@@ -243,8 +244,28 @@ val set, so slightly optimistic): **{report["val_f1"]:.4f}** (95 % bootstrap CI 
 
 Val F1 during training (global thresholds only): {_history_line(report["val_f1_by_epoch"])}.
 
-Measured {when} on {machine}.{_unfinished_note(report)}
+Measured {when} on {machine}.{_unfinished_note(report)}{_earlier_stage(config)}
 """
+
+
+def _start_line(config: dict[str, Any]) -> str:
+    """Where the weights started: a warm start names the artifact it continued from."""
+    if config["init_from"] is None:
+        return "Started from the ImageNet encoder."
+    return (f"Warm start from `{config['init_from']}`, trained weights of the same model (its "
+            "card is under *Earlier stage*).")
+
+
+def _earlier_stage(config: dict[str, Any]) -> str:
+    """The card of the artifact a warm-started run began with, headings one level down, so the
+    card of a staged recipe states every stage's data, recipe and command."""
+    if config["init_from"] is None:
+        return ""
+    card = Path(config["init_from"]).with_suffix(".md")
+    if not card.is_file():
+        return f"\n\n## Earlier stage\nNo card was found next to `{config['init_from']}`."
+    text = card.read_text(encoding="utf-8").replace("\n#", "\n##")
+    return f"\n\n## Earlier stage\n\n#{text.strip()}"
 
 
 def _val_history(out_dir: Path) -> dict[int, float]:
@@ -269,4 +290,4 @@ def _unfinished_note(report: dict[str, Any]) -> str:
         return ""
     return (f"\n\n**Interim weights**: exported after {report['epoch']} of {config['epochs']} "
             f"epochs. Continue with `angioscribe train segment --task {config['task']} --config "
-            f"configs/{config['task']}-lite0.yaml --resume`, then export again.")
+            "CONFIG.yaml --resume` (the config above), then export again.")
