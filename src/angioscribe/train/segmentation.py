@@ -217,8 +217,8 @@ AdamW lr {config["lr"]}, weight decay {config["weight_decay"]}, {config["warmup_
 steps then cosine over {config["epochs"]} epochs, batch {config["batch_size"]} random
 {config["crop_size"]} px crops at full resolution ({config["foreground_focus"]:.0%} of them centred
 near a labelled pixel), X-ray augmentation (rotation, scale, gamma, contrast, brightness, blur,
-noise{flips}), weighted cross-entropy (inverse frequency ^ {config["class_weight_power"]}) + soft
-Dice. Checkpoint `{report["checkpoint"]}`: {report["epoch"]} of {config["epochs"]} epochs done
+noise{flips}), {_cross_entropy_words(config)} + soft Dice.
+Checkpoint `{report["checkpoint"]}`: {report["epoch"]} of {config["epochs"]} epochs done
 (step {report["step"]}).
 
 Command (`--resume` continues an interrupted run; the shipped recipes are in `configs/`, see
@@ -254,6 +254,13 @@ def _start_line(config: dict[str, Any]) -> str:
         return "Started from the ImageNet encoder."
     return (f"Warm start from `{config['init_from']}`, trained weights of the same model (its "
             "card is under *Earlier stage*).")
+
+
+def _cross_entropy_words(config: dict[str, Any]) -> str:
+    power = config["class_weight_power"]
+    if power == 0:
+        return "unweighted cross-entropy"
+    return f"cross-entropy weighted by inverse class frequency ^ {power}"
 
 
 def _earlier_stage(config: dict[str, Any]) -> str:
