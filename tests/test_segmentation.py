@@ -36,7 +36,7 @@ from angioscribe.train.augment import XrayAugment
 from angioscribe.train.config import TrainConfig, load_config
 from angioscribe.train.loop import LAST_CHECKPOINT, fit
 from angioscribe.train.losses import DiceCELoss
-from angioscribe.train.segmentation import SegmentationTraining
+from angioscribe.train.segmentation import SegmentationTraining, model_card
 from angioscribe.train.thresholds import tune_stenosis_rules, tune_syntax
 
 torch.set_num_threads(2)
@@ -294,6 +294,21 @@ def test_cli_train_segment_exports_artifact_card_and_the_f1_segment_reproduces(
     assert f"Warm start from `{artifact}`" in card2 and "(50% of them centred" in card2
     earlier = card2[card2.index("## Earlier stage"):]
     assert f"**{report['val_f1']:.4f}**" in earlier and "### Recipe" in earlier
+
+def test_card_calls_weights_interim_only_while_the_run_is_unfinished() -> None:
+    """The best checkpoint of a finished run can be an early epoch; that is not interim."""
+    config = TrainConfig(epochs=18).to_dict()
+    report = {"config": config, "epoch": 14, "step": 1750, "checkpoint": "best.pt",
+              "train_images": 1000, "val_images": 200, "val_f1": 0.47,
+              "val_f1_ci95": [0.44, 0.5], "thresholds": {}}
+    finished = model_card({**report, "val_f1_by_epoch": {14: 0.445, 16: 0.44, 18: 0.44}},
+                          get_entry("syntax-seg"))
+    stopped = model_card({**report, "val_f1_by_epoch": {14: 0.445, 16: 0.44}},
+                         get_entry("syntax-seg"))
+    assert "Interim" not in finished
+    assert "stopped after 16 of 18 epochs" in stopped
+    assert "Started from the ImageNet encoder" in finished and "Earlier stage" not in finished
+
 
 # --- findings ---------------------------------------------------------------------------------
 

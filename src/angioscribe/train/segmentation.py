@@ -291,10 +291,12 @@ def _history_line(history: dict[Any, float]) -> str:
 
 
 def _unfinished_note(report: dict[str, Any]) -> str:
-    """Say so when these weights come from a run that has not reached its last epoch."""
+    """Say so when the run has not reached its last epoch (its last evaluation says how far it
+    got; the best checkpoint may be an earlier epoch of a finished run)."""
     config = report["config"]
-    if report["epoch"] >= config["epochs"]:
+    done = max([report["epoch"], *map(int, report["val_f1_by_epoch"])])
+    if done >= config["epochs"]:
         return ""
-    return (f"\n\n**Interim weights**: exported after {report['epoch']} of {config['epochs']} "
+    return (f"\n\n**Interim weights**: the run stopped after {done} of {config['epochs']} "
             f"epochs. Continue with `angioscribe train segment --task {config['task']} --config "
             "CONFIG.yaml --resume` (the config above), then export again.")
