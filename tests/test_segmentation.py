@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from angioscribe.data.arcade import ArcadeAnnotation, ArcadeImage, load_arcade
 from angioscribe.evaluate.arcade_metric import arcade_f1
@@ -475,6 +476,22 @@ class _Numbers(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         x = torch.tensor([index / 16.0])
         return x, 2 * x + 1
+
+
+def test_shipped_configs_load_and_each_stage_starts_where_an_earlier_one_exports() -> None:
+    """A typo in a recipe would only show hours into a run; a stage's `init_from` must lie in
+    the run folder of another shipped config (its documented `--export-to`)."""
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    loaded = {}
+    for path in configs:
+        task = yaml.safe_load(path.read_text())["task"]
+        loaded[path.name] = load_config(task, path)
+        assert get_entry(loaded[path.name].model).task == task, path.name
+    assert {"syntax-lite0.yaml", "stenosis-lite0.yaml", "stenosis-lite0-stage2.yaml"} <= set(loaded)
+    run_folders = {Path(config.out_dir) for config in loaded.values()}
+    for name, config in loaded.items():
+        if config.init_from is not None:
+            assert Path(config.init_from).parent in run_folders - {Path(config.out_dir)}, name
 
 
 def test_training_resumes_exactly_where_it_stopped(tmp_path: Path) -> None:
