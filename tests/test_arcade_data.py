@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import shapely
 from PIL import Image
+from scipy import ndimage
 from shapely.geometry import Polygon
 from typer.testing import CliRunner
 
@@ -114,6 +115,25 @@ def test_later_polygons_win_and_mask_kinds_keep_to_their_task(tmp_path: Path):
     stenosis = image.mask("stenosis")
     assert stenosis[4, 17] == 1 and stenosis[4, 4] == 0 and set(np.unique(stenosis)) == {0, 1}
     assert image.segments == {"5", "6"} and image.laterality == "LCA"
+
+
+def test_lesion_gap_separates_touching_lesions_only(tmp_path: Path):
+    left = np.array([[2.0, 4.0], [10.0, 4.0], [10.0, 10.0], [2.0, 10.0]])
+    image = ArcadeImage(1, "1.png", tmp_path / "1.png", 30, 25, [
+        ArcadeAnnotation(26, "stenosis", left),
+        ArcadeAnnotation(26, "stenosis", left + [8, 0]),  # shares the edge x = 10
+        ArcadeAnnotation(26, "stenosis", left + [0, 9]),  # 2 background rows below the first
+    ])
+    plain, gapped = image.mask("stenosis"), image.mask("stenosis", lesion_gap=2)
+    count = lambda mask: ndimage.label(mask)[1]  # noqa: E731
+    assert count(plain) == 2 and count(gapped) == 3
+    assert np.all(gapped <= plain)
+    assert gapped[7, 10] == 0 and gapped[7, 4] == 1 and gapped[7, 16] == 1
+    lost = (plain > 0) & (gapped == 0)
+    assert lost[:, :8].sum() == 0 and lost[:, 13:].sum() == 0  # only the seam goes
+    assert lost[11:].sum() == 0  # the lesion 2 px away keeps every pixel
+    with pytest.raises(ValueError, match="stenosis masks only"):
+        image.mask("syntax", lesion_gap=2)
 
 
 def _write_split(split_dir: Path, json_name: str, files: dict[str, str], task: str) -> None:

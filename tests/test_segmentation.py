@@ -17,9 +17,11 @@ from angioscribe.evaluate.arcade_metric import arcade_f1
 from angioscribe.findings import FrameFindings, frame_findings, plot_findings, segment_label_map
 from angioscribe.models.registry import (
     WeightsMissingError,
+    build_model,
     create_model,
     get_entry,
     list_models,
+    load_artifact_weights,
     read_artifact,
     register,
     save_artifact,
@@ -450,6 +452,35 @@ def test_segmentation_training_warm_starts_from_an_artifact(shared_data: Path,
     stored = create_model(str(artifact))[0].state_dict()
     assert all(torch.equal(started[key].half(), stored[key].half()) for key in stored)
 
+def test_a_syntax_artifact_starts_a_stenosis_model_with_all_but_its_head(
+        tmp_path: Path) -> None:
+    """Transfer between label sets: the vessel features carry over, the class head starts
+    fresh; an artifact of another encoder is refused."""
+    syntax, _, syntax_entry = create_model("syntax-seg", pretrained=False)
+    artifact = save_artifact(syntax, syntax_entry, tmp_path / "syntax.safetensors")
+    stenosis, _, stenosis_entry = create_model("stenosis-seg", pretrained=False)
+    fresh_head = stenosis.head.weight.detach().clone()
+    left = load_artifact_weights(artifact, stenosis, stenosis_entry)
+    assert left == ["head.bias", "head.weight"]
+    stored = read_artifact(artifact)[1]
+    started = stenosis.state_dict()
+    assert all(torch.equal(started[key].half(), stored[key]) for key in stored
+               if not key.startswith("head."))
+    assert torch.equal(stenosis.head.weight, fresh_head)
+    config = TrainConfig(task="stenosis", model="stenosis-seg", init_from=str(artifact),
+                         lesion_gap=2).to_dict()
+    card = model_card({"config": config, "epoch": 2, "step": 250, "checkpoint": "best.pt",
+                       "train_images": 1000, "val_images": 200, "val_f1": 0.3,
+                       "val_f1_ci95": [0.27, 0.33], "thresholds": {}, "val_f1_by_epoch": {}},
+                      stenosis_entry)
+    assert "trained `syntax-seg` weights" in card and "class head (26 classes there" in card
+    assert "2 px of background left between touching lesions" in card
+    other = replace(stenosis_entry, config={**stenosis_entry.config,
+                                            "encoder": "tf_efficientnet_lite1"})
+    with pytest.raises(ValueError, match="not 'stenosis-seg'"):
+        load_artifact_weights(artifact, build_model(other), other)
+
+
 class _TinyTask:
     """A two-parameter regression task: the loop's bookkeeping, not the model, is under test."""
 
@@ -480,7 +511,8 @@ class _Numbers(torch.utils.data.Dataset):
 
 def test_shipped_configs_load_and_each_stage_starts_where_an_earlier_one_exports() -> None:
     """A typo in a recipe would only show hours into a run; a stage's `init_from` must lie in
-    the run folder of another shipped config (its documented `--export-to`)."""
+    the run folder of another shipped config (its documented `--export-to`) or be a shipped
+    model."""
     configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
     loaded = {}
     for path in configs:
@@ -489,9 +521,13 @@ def test_shipped_configs_load_and_each_stage_starts_where_an_earlier_one_exports
         assert get_entry(loaded[path.name].model).task == task, path.name
     assert {"syntax-lite0.yaml", "stenosis-lite0.yaml", "stenosis-lite0-stage2.yaml"} <= set(loaded)
     run_folders = {Path(config.out_dir) for config in loaded.values()}
+    shipped = Path("src/angioscribe/weights")
     for name, config in loaded.items():
         if config.init_from is not None:
-            assert Path(config.init_from).parent in run_folders - {Path(config.out_dir)}, name
+            start = Path(config.init_from)
+            assert start.parent in run_folders - {Path(config.out_dir)} or (
+                start.parent == shipped
+                and (Path(__file__).parents[1] / start).is_file()), name
 
 
 def test_training_resumes_exactly_where_it_stopped(tmp_path: Path) -> None:

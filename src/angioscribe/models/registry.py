@@ -126,24 +126,38 @@ def build_model(entry: ModelEntry, encoder_pretrained: bool = False) -> nn.Modul
 
 def starting_model(entry: ModelEntry, init_from: str | Path | None,
                    encoder_pretrained: bool = True) -> nn.Module:
-    """The network a training run starts from: the weights of a trained artifact of the same
-    model (`init_from`; fine-tuning or warm-starting costs minutes, not hours), else the
-    ImageNet encoder (or random weights with `encoder_pretrained=False`)."""
+    """The network a training run starts from: the weights of a trained artifact (`init_from`;
+    fine-tuning or warm-starting costs minutes, not hours), else the ImageNet encoder (or random
+    weights with `encoder_pretrained=False`)."""
     model = build_model(entry, encoder_pretrained and init_from is None)
     if init_from is not None:
         load_artifact_weights(init_from, model, entry)
     return model
 
 
-def load_artifact_weights(path: str | Path, model: nn.Module, entry: ModelEntry) -> None:
-    """Load a .safetensors artifact (fp16 stored, trained in fp32) into `model`; refuses an
-    artifact of another architecture, whose weights would not mean the same thing."""
+def load_artifact_weights(path: str | Path, model: nn.Module, entry: ModelEntry) -> list[str]:
+    """Load a .safetensors artifact (fp16 stored, trained in fp32) into `model`.
+
+    An artifact of the same model loads whole. One of the same architecture and encoder with
+    another label set (syntax-seg's 26 classes into stenosis-seg's 2) transfers every layer
+    whose shape fits, i.e. all but the class head, which keeps its fresh initialisation: the
+    vessel features are what carries over. Any other artifact is refused, its weights would
+    not mean the same thing. Returns the names of the tensors left as initialised.
+    """
     artifact_entry, state = read_artifact(path)
-    same_model = (artifact_entry.architecture == entry.architecture
-                  and tuple(artifact_entry.labels) == tuple(entry.labels))
-    if not same_model:
+    same_network = (artifact_entry.architecture == entry.architecture
+                    and artifact_entry.config.get("encoder") == entry.config.get("encoder"))
+    if not same_network:
         raise ValueError(f"{path} holds a {artifact_entry.name!r} model, not {entry.name!r}")
-    model.load_state_dict({key: value.float() for key, value in state.items()})
+    weights = {key: value.float() for key, value in state.items()}
+    if tuple(artifact_entry.labels) == tuple(entry.labels):
+        model.load_state_dict(weights)
+        return []
+    own = model.state_dict()
+    fitting = {key: value for key, value in weights.items()
+               if key in own and own[key].shape == value.shape}
+    model.load_state_dict(fitting, strict=False)
+    return sorted(set(own) - set(fitting))
 
 
 def create_model(

@@ -19,6 +19,8 @@ class TrainConfig:
     `init_from` (a .safetensors artifact of the same entry) starts from trained
     weights instead of ImageNet: fine-tuning a shipped model costs minutes, not an hour.
     `foreground_focus` is the share of segmentation crops centred near a labelled pixel.
+    `lesion_gap` (stenosis) trains on masks with background between touching lesions, so
+    adjacent annotations come out as separate polygons (`ArcadeImage.mask`).
     `sim_dir` adds simulated studies (`angioscribe sim dataset`) as a key-frame data source:
     the first `sim_studies` of them (by study id; all if None), of which the last
     `sim_val_studies` are validation studies, so a split never cuts through a study.
@@ -38,6 +40,7 @@ class TrainConfig:
     batch_size: int = 8
     crop_size: int = 288
     foreground_focus: float = 0.0
+    lesion_gap: int = 0
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100

@@ -30,6 +30,7 @@ from angioscribe.models.registry import (
     Preprocess,
     build_model,
     get_entry,
+    read_artifact,
     save_artifact,
     starting_model,
 )
@@ -91,7 +92,7 @@ def read_split(
     frames, masks = [], []
     for image in tqdm(images, desc=f"loading {config.task}/{split}", mininterval=10):
         frames.append(image.load())
-        masks.append(image.mask(config.task))
+        masks.append(image.mask(config.task, lesion_gap=config.lesion_gap))
     return images, frames, masks
 
 
@@ -212,12 +213,12 @@ derived from it and carry the same attribution.
 - weights: fp16 safetensors; the entry (labels, thresholds) is in the file's metadata
 
 ## Recipe
-{_start_line(config)}
+{_start_line(config, entry)}
 AdamW lr {config["lr"]}, weight decay {config["weight_decay"]}, {config["warmup_steps"]} warmup
 steps then cosine over {config["epochs"]} epochs, batch {config["batch_size"]} random
 {config["crop_size"]} px crops at full resolution ({config["foreground_focus"]:.0%} of them centred
-near a labelled pixel), X-ray augmentation (rotation, scale, gamma, contrast, brightness, blur,
-noise{flips}), {_cross_entropy_words(config)} + soft Dice.
+near a labelled pixel{_gap_words(config)}), X-ray augmentation (rotation, scale, gamma,
+contrast, brightness, blur, noise{flips}), {_cross_entropy_words(config)} + soft Dice.
 Checkpoint `{report["checkpoint"]}`: {report["epoch"]} of {config["epochs"]} epochs done
 (step {report["step"]}).
 
@@ -248,12 +249,25 @@ Measured {when} on {machine}.{_unfinished_note(report)}{_earlier_stage(config)}
 """
 
 
-def _start_line(config: dict[str, Any]) -> str:
-    """Where the weights started: a warm start names the artifact it continued from."""
-    if config["init_from"] is None:
+def _start_line(config: dict[str, Any], entry: ModelEntry) -> str:
+    """Where the weights started: a warm start names the artifact it continued from, a transfer
+    also which model that was and that its class head was replaced."""
+    start = config["init_from"]
+    if start is None:
         return "Started from the ImageNet encoder."
-    return (f"Warm start from `{config['init_from']}`, trained weights of the same model (its "
-            "card is under *Earlier stage*).")
+    earlier = read_artifact(start)[0] if Path(start).is_file() else None
+    if earlier is None or tuple(earlier.labels) == tuple(entry.labels):
+        return (f"Warm start from `{start}`, trained weights of the same model (its card is "
+                "under *Earlier stage*).")
+    return (f"Started from `{start}`, trained `{earlier.name}` weights of the same network: "
+            f"every layer but the class head ({len(earlier.labels)} classes there, "
+            f"{len(entry.labels)} here, freshly initialised) carried over (its card is under "
+            "*Earlier stage*).")
+
+
+def _gap_words(config: dict[str, Any]) -> str:
+    gap = config.get("lesion_gap", 0)
+    return f"; {gap} px of background left between touching lesions" if gap else ""
 
 
 def _cross_entropy_words(config: dict[str, Any]) -> str:
