@@ -32,6 +32,7 @@ from angioscribe.regions import (
     StenosisRules,
     SyntaxRules,
     coco_results,
+    distance_from_one_end,
     stenosis_regions,
     syntax_regions,
 )
@@ -160,6 +161,39 @@ def test_stenosis_cap_keeps_the_most_confident_lesions() -> None:
     regions = stenosis_regions(probabilities, rules)
     assert [round(r.score, 2) for r in regions] == [0.9, 0.75]
     assert StenosisRules.from_dict(rules.to_dict()) == rules
+
+
+def test_a_long_curved_lesion_is_cut_into_equal_pieces_along_the_vessel() -> None:
+    """An L-shaped stretch 100 px across and 100 px down is 200 px long along the vessel: cut
+    at 100 px it gives two pieces, one per arm, each outlined where it lies in the frame."""
+    shape = (128, 128)
+    stretch = band(shape, 10, 110, 10, 16) | band(shape, 104, 110, 10, 110)
+    probabilities = one_hot_probabilities(stretch.astype(np.int64), 2)
+    whole = StenosisRules(pixel_threshold=0.5, min_area=10, min_score=0.5)
+    assert len(stenosis_regions(probabilities, whole)) == 1
+    assert len(stenosis_regions(probabilities, replace(whole, max_length=300.0))) == 1
+    pieces = stenosis_regions(probabilities, replace(whole, max_length=100.0))
+    assert len(pieces) == 2
+    assert sum(p.area for p in pieces) == stretch.sum()
+    assert all(abs(p.area - stretch.sum() / 2) < 0.1 * stretch.sum() for p in pieces)
+    across, down = sorted(pieces, key=lambda p: p.bbox[3])
+    assert across.bbox[3] < 10 and across.bbox[2] > 70  # the horizontal arm
+    assert down.bbox[2] < 10 and down.bbox[3] > 70 and down.bbox[1] > 25  # the vertical arm
+    ys, xs = np.nonzero(band((4, 30), 0, 30, 1, 2))
+    assert np.allclose(sorted(distance_from_one_end(ys, xs, (4, 30))), np.arange(30))
+
+
+def test_stenosis_tuning_cuts_a_blob_that_covers_two_annotated_lesions(tmp_path: Path) -> None:
+    shape = (64, 128)
+    probabilities = one_hot_probabilities(band(shape, 10, 110, 20, 28).astype(np.int64), 2)
+    halves = [np.array([[x0, 20], [x0 + 49, 20], [x0 + 49, 27], [x0, 27]], dtype=float)
+              for x0 in (10, 60)]
+    truth = ArcadeImage(1, "1.png", tmp_path / "1.png", 128, 64,
+                        [ArcadeAnnotation(26, "stenosis", half) for half in halves])
+    rules, f1 = tune_stenosis_rules([probabilities], [truth])
+    assert rules.max_length is not None and len(stenosis_regions(probabilities, rules)) == 2
+    assert f1 > 0.9
+    assert tune_stenosis_rules([probabilities], [truth], lengths=(None,))[1] < 0.7
 
 
 def test_stenosis_tuning_caps_lesions_when_extra_ones_cost_score(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ The official metric shapes these rules (see evaluate/arcade_metric.py):
   not show zeroes the whole image. So each class gets at most one polygon (its largest
   connected piece), only one coronary side is kept per image, and a class is reported only when
   its confidence clears a per-class threshold chosen on validation data.
-- stenosis: each lesion is one polygon (one connected component); specks below a minimum area
-  and low-confidence blobs are dropped, since every extra prediction adds a zero to the mean.
+- stenosis: each lesion is one polygon (one connected component, long ones cut into pieces of
+  a lesion's length); specks below a minimum area and low-confidence blobs are dropped, since
+  every extra prediction adds a zero to the mean.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
 from shapely.geometry import Polygon
 
 from angioscribe.anatomy import ARCADE_STENOSIS_ID, arcade_categories, segment_by_arcade_id
@@ -84,25 +87,30 @@ class SyntaxRules:
 
 @dataclass(frozen=True)
 class StenosisRules:
-    """Lesion pixels are those with probability >= `pixel_threshold`; a component is reported
-    when its area >= `min_area` and its mean probability >= `min_score`, at most `max_lesions`
-    per frame (the most confident; None = no cap). The cap exists because the metric averages
-    over predictions: a frame rarely shows more than two or three lesions, and each doubtful
-    extra one lowers the frame's score."""
+    """Lesion pixels are those with probability >= `pixel_threshold`; a connected stretch longer
+    than `max_length` px along the vessel is cut into round(length / max_length) pieces of equal
+    length (None: never cut); a piece is reported when its area >= `min_area` and its mean
+    probability >= `min_score`, at most `max_lesions` per frame (the most confident; None = no
+    cap). The cap exists because the metric averages over predictions: a frame rarely shows more
+    than two or three lesions, and each doubtful extra one lowers the frame's score. The cut
+    exists because ARCADE's annotators split a long diseased stretch into consecutive lesions
+    that the network paints as one blob, and the metric matches each polygon to one lesion."""
 
     pixel_threshold: float = 0.5
     min_area: int = 20
     min_score: float = 0.5
     max_lesions: int | None = None
+    max_length: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"pixel_threshold": self.pixel_threshold, "min_area": self.min_area,
-                "min_score": self.min_score, "max_lesions": self.max_lesions}
+                "min_score": self.min_score, "max_lesions": self.max_lesions,
+                "max_length": self.max_length}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StenosisRules:
         return cls(**{key: data[key] for key in
-                      ("pixel_threshold", "min_area", "min_score", "max_lesions")
+                      ("pixel_threshold", "min_area", "min_score", "max_lesions", "max_length")
                       if key in data})
 
 
@@ -168,21 +176,70 @@ def _dominant_side(candidates: list[Region]) -> list[Region]:
 
 
 def stenosis_regions(probabilities: np.ndarray, rules: StenosisRules) -> list[Region]:
-    """One polygon per connected lesion component, confident and large enough, most confident
-    first."""
+    """One polygon per lesion (a connected component, or a piece of a long one), confident and
+    large enough, most confident first."""
     lesion = probabilities[1] >= rules.pixel_threshold
     count, components = cv2.connectedComponents(lesion.astype(np.uint8), connectivity=8)
     regions = []
-    for index in range(1, count):
-        piece = components == index
-        area = int(piece.sum())
-        if area < rules.min_area:
+    for index, box in enumerate(ndimage.find_objects(components), start=1):
+        if box is None:
             continue
-        score = float(probabilities[1][piece].mean())
-        polygon = mask_polygon(piece)
-        if score >= rules.min_score and polygon is not None:
-            regions.append(Region(ARCADE_STENOSIS_ID, polygon, score, float(area)))
+        offset = np.array([box[1].start, box[0].start], dtype=np.float64)
+        for piece in lesion_pieces(components[box] == index, rules.max_length):
+            area = int(piece.sum())
+            if area < rules.min_area:
+                continue
+            score = float(probabilities[1][box][piece].mean())
+            polygon = mask_polygon(piece)
+            if score >= rules.min_score and polygon is not None:
+                regions.append(Region(ARCADE_STENOSIS_ID, polygon + offset, score, float(area)))
     return sorted(regions, key=lambda region: region.score, reverse=True)[:rules.max_lesions]
+
+
+def lesion_pieces(component: np.ndarray, max_length: float | None) -> list[np.ndarray]:
+    """A connected lesion mask, or equal-length pieces of it along the vessel when it is longer
+    than `max_length` (its length: the largest path distance inside the mask from one end)."""
+    ys, xs = np.nonzero(component)
+    # A path through n pixels is at most sqrt(2) (n - 1) long: small blobs need no search.
+    if max_length is None or 2**0.5 * (len(ys) - 1) < 1.5 * max_length:
+        return [component]
+    along = distance_from_one_end(ys, xs, component.shape)
+    n_pieces = int(round(float(along.max()) / max_length))
+    if n_pieces <= 1:
+        return [component]
+    piece_of_pixel = np.minimum((along / along.max() * n_pieces).astype(int), n_pieces - 1)
+    pieces = []
+    for piece_index in range(n_pieces):
+        piece = np.zeros(component.shape, bool)
+        chosen = piece_of_pixel == piece_index
+        piece[ys[chosen], xs[chosen]] = True
+        pieces.append(largest_component(piece))
+    return pieces
+
+
+_STEPS = ((0, 1, 1.0), (1, 0, 1.0), (1, 1, 2**0.5), (1, -1, 2**0.5))
+
+
+def distance_from_one_end(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Path distance (8-connected steps, diagonals sqrt 2) inside a connected pixel set from one
+    of its ends, per pixel. The end is the pixel farthest from an arbitrary first one: for an
+    elongated blob such as a vessel stretch, that is one of its tips."""
+    index = np.full(shape[:2], -1)
+    index[ys, xs] = np.arange(len(ys))
+    rows, columns, lengths = [], [], []
+    for dy, dx, step in _STEPS:
+        ny, nx = ys + dy, xs + dx
+        inside = (ny < shape[0]) & (nx >= 0) & (nx < shape[1])
+        neighbour = np.full(len(ys), -1)
+        neighbour[inside] = index[ny[inside], nx[inside]]
+        linked = neighbour >= 0
+        rows.append(np.nonzero(linked)[0])
+        columns.append(neighbour[linked])
+        lengths.append(np.full(int(linked.sum()), step))
+    graph = coo_matrix((np.concatenate(lengths), (np.concatenate(rows), np.concatenate(columns))),
+                       shape=(len(ys), len(ys))).tocsr()
+    from_first = dijkstra(graph, directed=False, indices=0)
+    return dijkstra(graph, directed=False, indices=int(np.argmax(from_first)))
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

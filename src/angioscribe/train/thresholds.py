@@ -32,6 +32,9 @@ BACKGROUND_GRID = (None, 0.2, 0.3, 0.4)
 # Up to 0.9: lesion probability spreads along the vessel, so blobs cut at 0.5 are about twice
 # the annotated lesion's area (median 1900 vs 800 px on val at epoch 10); a high cut trims them.
 PIXEL_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+# Lesion length (px along the vessel) above which a blob is cut (`StenosisRules.max_length`);
+# annotated lesions are a few vessel diameters long, 20-60 px in 512 px frames.
+LENGTH_GRID = (None, 60, 80, 100, 120, 150, 200)
 
 
 def syntax_f1(candidates: Sequence[list[Region]], truth: Sequence[ArcadeImage],
@@ -108,17 +111,21 @@ def tune_syntax(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeImage
     return best, best_f1
 
 
-def tune_stenosis_rules(probabilities: Sequence[np.ndarray],
-                        truth: Sequence[ArcadeImage]) -> tuple[StenosisRules, float]:
-    """Grid over pixel threshold, minimum area, minimum mean probability and lesion cap."""
+def tune_stenosis_rules(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeImage],
+                        lengths: Sequence[float | None] = LENGTH_GRID
+                        ) -> tuple[StenosisRules, float]:
+    """Grid over pixel threshold, cut length, minimum area, minimum mean probability and
+    lesion cap. Each (pixel threshold, length) pair outlines and scores the regions once."""
     best, best_f1 = StenosisRules(), -1.0
-    for pixel_threshold in PIXEL_GRID:
-        loose = StenosisRules(pixel_threshold=pixel_threshold, min_area=1, min_score=0.0)
+    for pixel_threshold, max_length in product(PIXEL_GRID, lengths):
+        loose = StenosisRules(pixel_threshold=pixel_threshold, min_area=1, min_score=0.0,
+                              max_length=max_length)
         regions = [stenosis_regions(p, loose) for p in probabilities]
         matched = [_best_stenosis_f1(image_regions, image)
                    for image_regions, image in zip(regions, truth, strict=True)]
         for min_area, min_score, cap in product(AREA_GRID, SCORE_GRID, LESION_CAP_GRID):
-            rules = StenosisRules(pixel_threshold, max(min_area, 1), float(min_score), cap)
+            rules = replace(loose, min_area=max(min_area, 1), min_score=float(min_score),
+                            max_lesions=cap)
             f1 = _stenosis_f1(regions, matched, truth, rules)
             if f1 > best_f1:
                 best, best_f1 = rules, f1
