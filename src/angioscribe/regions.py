@@ -199,9 +199,11 @@ def stenosis_regions(probabilities: np.ndarray, rules: StenosisRules) -> list[Re
 def lesion_pieces(component: np.ndarray, max_length: float | None) -> list[np.ndarray]:
     """A connected lesion mask, or equal-length pieces of it along the vessel when it is longer
     than `max_length` (its length: the largest path distance inside the mask from one end)."""
+    if max_length is None:
+        return [component]
     ys, xs = np.nonzero(component)
     # A path through n pixels is at most sqrt(2) (n - 1) long: small blobs need no search.
-    if max_length is None or 2**0.5 * (len(ys) - 1) < 1.5 * max_length:
+    if 2**0.5 * (len(ys) - 1) < 1.5 * max_length:
         return [component]
     along = distance_from_one_end(ys, xs, component.shape)
     n_pieces = int(round(float(along.max()) / max_length))

@@ -125,24 +125,24 @@ class ArcadeImage:
             raise ValueError(f"mask kind must be one of {TASKS}, got {kind!r}")
         if lesion_gap and kind != "stenosis":
             raise ValueError("lesion_gap applies to stenosis masks only")
-        layers = [self._rasterise(annotation, kind) for annotation in self.annotations
+        chosen = [annotation for annotation in self.annotations
                   if annotation.is_stenosis == (kind == "stenosis")]
-        mask = np.zeros((self.height, self.width), np.uint8)
-        for layer in layers:
-            mask = np.where(layer > 0, layer, mask)
-        if lesion_gap and len(layers) > 1:
+        mask = self._rasterise(chosen, kind)
+        if lesion_gap and len(chosen) > 1:
             reach = np.ones((2 * lesion_gap + 1,) * 2, bool)
-            near = sum(ndimage.binary_dilation(layer > 0, reach).astype(np.uint8)
-                       for layer in layers)
+            near = sum(ndimage.binary_dilation(self._rasterise([lesion], kind) > 0, reach)
+                       .astype(np.uint8) for lesion in chosen)
             mask[near >= 2] = 0
         return mask
 
-    def _rasterise(self, annotation: ArcadeAnnotation, kind: Task) -> np.ndarray:
+    def _rasterise(self, annotations: list[ArcadeAnnotation], kind: Task) -> np.ndarray:
+        """The annotations drawn in order onto one canvas (later ones over earlier ones)."""
         canvas = Image.new("L", (self.width, self.height), 0)
         draw = ImageDraw.Draw(canvas)
-        value = 1 if kind == "stenosis" else annotation.category_id
-        for polygon in annotation.polygons:
-            draw.polygon([tuple(point) for point in polygon.tolist()], fill=value)
+        for annotation in annotations:
+            value = 1 if kind == "stenosis" else annotation.category_id
+            for polygon in annotation.polygons:
+                draw.polygon([tuple(point) for point in polygon.tolist()], fill=value)
         return np.array(canvas)
 
 

@@ -194,14 +194,20 @@ def save_artifact(model: nn.Module, entry: ModelEntry, path: str | Path) -> Path
 
 
 def read_artifact(path: str | Path) -> tuple[ModelEntry, dict[str, torch.Tensor]]:
-    from safetensors import safe_open
     from safetensors.torch import load_file
+
+    return read_artifact_entry(path), load_file(str(path))
+
+
+def read_artifact_entry(path: str | Path) -> ModelEntry:
+    """The entry stored in an artifact's metadata, without loading its weights."""
+    from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
     if METADATA_KEY not in metadata:
         raise AngioscribeError(f"{path}: not an angioscribe artifact (no {METADATA_KEY} metadata)")
-    return ModelEntry.from_dict(json.loads(metadata[METADATA_KEY])), load_file(str(path))
+    return ModelEntry.from_dict(json.loads(metadata[METADATA_KEY]))
 
 
 def shipped_weights_dir() -> Path:

@@ -30,7 +30,7 @@ from angioscribe.models.registry import (
     Preprocess,
     build_model,
     get_entry,
-    read_artifact,
+    read_artifact_entry,
     save_artifact,
     starting_model,
 )
@@ -256,7 +256,7 @@ def _start_line(config: dict[str, Any], entry: ModelEntry) -> str:
     start = config["init_from"]
     if start is None:
         return "Started from the ImageNet encoder."
-    earlier = read_artifact(start)[0] if Path(start).is_file() else None
+    earlier = read_artifact_entry(start) if Path(start).is_file() else None
     if earlier is None or tuple(earlier.labels) == tuple(entry.labels):
         return (f"Warm start from `{start}`, trained weights of the same model (its card is "
                 "under *Earlier stage*).")
