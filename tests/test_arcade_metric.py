@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from angioscribe.cli import app
 from angioscribe.errors import InputError
+from angioscribe.evaluate.arcade_breakdown import arcade_breakdown
 from angioscribe.evaluate.arcade_metric import arcade_f1, arcade_f1_files
 
 Polygon = list[float]
@@ -43,6 +44,7 @@ A = square(0, 0, 2, 2)  # area 4
 A_SHIFTED = square(1, 0, 3, 2)  # area 4, overlaps A on 2: Dice = 2 * 2 / (4 + 4) = 0.5
 B = square(10, 10, 14, 14)  # area 16, far from A
 B_INNER = square(10, 10, 12, 14)  # area 8 inside B: Dice = 2 * 8 / (16 + 8) = 2/3
+C, D, E = square(30, 30, 32, 32), square(40, 40, 42, 42), square(50, 50, 52, 52)  # apart
 
 
 @pytest.mark.parametrize("task", ["syntax", "stenosis"])
@@ -178,3 +180,59 @@ def test_cli_rejects_an_unknown_task_and_an_unreadable_file(tmp_path: Path):
         ["evaluate", "arcade", "--task", "syntax", str(gt_path), str(tmp_path / "missing.json")],
     )
     assert result.exit_code == 1 and "missing.json" in result.output
+
+
+def test_stenosis_breakdown_counts_false_predictions_and_missed_lesions():
+    gt = coco({"1.png": [(26, [A])], "2.png": [(26, [A]), (26, [B])],
+               "3.png": [(26, [A]), (26, [B]), (26, [C]), (26, [D]), (26, [E])]})
+    pred = coco({"1.png": [(26, [A_SHIFTED]), (26, [B])],  # one fits half, one is false
+                 "2.png": [(26, [B_INNER])],  # A missed
+                 "3.png": [(26, [A]), (26, [B])]})  # three of five missed
+    rows = {row["lesions"]: row for row in arcade_breakdown(gt, pred, "stenosis")}
+    assert list(rows) == ["1", "2", "5+", "all"]
+    assert rows["1"] == {"lesions": "1", "images": 1, "f1": pytest.approx(0.25), "preds": 2,
+                         "false_preds": 1, "missed": 0, "matched_f1": pytest.approx(0.5)}
+    assert (rows["2"]["f1"], rows["2"]["missed"]) == (pytest.approx((2 / 3 + 0) / 2), 1)
+    assert (rows["5+"]["missed"], rows["5+"]["false_preds"]) == (3, 0)
+    assert rows["all"]["f1"] == pytest.approx(arcade_f1(gt, pred, "stenosis").f1)
+    assert rows["all"]["preds"] == 5 and rows["all"]["missed"] == 4
+
+
+def test_syntax_breakdown_names_segments_and_counts_images_a_false_class_zeroed():
+    gt = coco({"1.png": [(5, [A]), (6, [B])], "2.png": [(5, [A])]})
+    pred = coco({"1.png": [(5, [A_SHIFTED])], "2.png": [(5, [A]), (7, [B])]})
+    rows = {row["segment"]: row for row in arcade_breakdown(gt, pred, "syntax")}
+    assert rows["#5 left main"]["f1"] == pytest.approx((0.5 + 1) / 2)
+    assert rows["#6 proximal LAD"] == {"segment": "#6 proximal LAD", "images": 1, "f1": 0.0,
+                                       "missed": 1, "false_images": 0}
+    assert rows["#7 mid LAD"] == {"segment": "#7 mid LAD", "images": 0, "f1": None,
+                                  "missed": 0, "false_images": 1}
+
+
+@pytest.mark.parametrize("task", ["syntax", "stenosis"])
+def test_breakdown_of_ground_truth_against_itself_on_real_val(shared_data: Path, task: str):
+    path = shared_data / "arcade" / task / "val" / "annotations" / "val.json"
+    if not path.is_file():
+        pytest.skip(f"ARCADE {task} val not found at {path}")
+    truth = json.loads(path.read_text())
+    rows = arcade_breakdown(truth, truth, task)
+    assert all(row["f1"] == 1.0 and row["missed"] == 0 for row in rows)
+    if task == "stenosis":
+        assert rows[-1]["images"] == 200 and rows[-1]["preds"] == len(truth["annotations"])
+    else:
+        assert len(rows) >= 20 and all(row["false_images"] == 0 for row in rows)
+
+
+def test_cli_breakdown_in_json_and_as_a_figure(tmp_path: Path):
+    gt_path, pred_path = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt_path.write_text(json.dumps(coco({"1.png": [(26, [A]), (26, [B])]})))
+    pred_path.write_text(json.dumps(coco({"1.png": [(26, [A_SHIFTED]), (26, [C])]})))
+    figure = tmp_path / "figures" / "breakdown.png"
+    command = ["evaluate", "arcade", "--task", "stenosis", str(gt_path), str(pred_path),
+               "--breakdown", "--figure", str(figure), "--json"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert [row["lesions"] for row in record["breakdown"]] == ["2", "all"]
+    assert record["breakdown"][-1]["false_preds"] == 1 and record["breakdown"][-1]["missed"] == 1
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -310,6 +310,9 @@ def test_cli_train_segment_exports_artifact_card_and_the_f1_segment_reproduces(
     card = artifact.with_suffix(".md").read_text()
     assert f"**{report['val_f1']:.4f}**" in card and "epoch 1 " in card
     assert "train (3 images)" in card and "crop_size: 64" in card
+    assert "| lesions | images | f1 | preds | false_preds | missed | matched_f1 |" in card
+    assert report["val_breakdown"][-1]["lesions"] == "all"
+    assert (tmp_path / "run" / "stenosis-seg-breakdown.png").stat().st_size > 1000
     low, high = report["val_f1_ci95"]
     assert low <= report["val_f1"] <= high
     out = tmp_path / "pred.json"

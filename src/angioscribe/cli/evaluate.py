@@ -10,8 +10,15 @@ import typer
 
 from angioscribe.cli import reports
 from angioscribe.cli.output import print_records
+from angioscribe.data.arcade import read_coco
 from angioscribe.errors import InputError
-from angioscribe.evaluate.arcade_metric import arcade_f1_files
+from angioscribe.evaluate.arcade_breakdown import (
+    STENOSIS_COLUMNS,
+    SYNTAX_COLUMNS,
+    arcade_breakdown,
+    plot_breakdown,
+)
+from angioscribe.evaluate.arcade_metric import arcade_f1
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -33,13 +40,23 @@ def arcade(
         Path, typer.Argument(help="Predicted COCO JSON (images, categories, annotations).")
     ],
     task: Annotated[ArcadeTask, typer.Option("--task", help="ARCADE task to score.")],
+    breakdown: Annotated[
+        bool,
+        typer.Option("--breakdown", help="Also where the F1 is lost: stenosis by lesion count, "
+                                         "syntax by segment (docs/metrics.md)."),
+    ] = False,
+    figure: Annotated[
+        Path | None, typer.Option("--figure", help="Write the breakdown as a PNG bar chart.")
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object on stdout, with per-image scores.")
     ] = False,
 ) -> None:
     """The ARCADE challenge's official F1 of PRED against GT (rules: docs/metrics.md)."""
     try:
-        score = arcade_f1_files(gt, pred, task.value)
+        gt_coco, pred_coco = read_coco(gt), read_coco(pred)
+        score = arcade_f1(gt_coco, pred_coco, task.value, gt_source=str(gt),
+                          pred_source=str(pred))
     except InputError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
@@ -63,7 +80,14 @@ def arcade(
         "unmatched_predictions": list(score.unmatched_predictions),
         "per_image": score.per_image,
     }
+    rows = arcade_breakdown(gt_coco, pred_coco, task.value) if breakdown or figure else []
+    if breakdown:
+        record["breakdown"] = rows
     print_records([record], as_json, ("task", "images", "f1"))
+    if breakdown and not as_json:
+        print_records(rows, False, STENOSIS_COLUMNS if task == "stenosis" else SYNTAX_COLUMNS)
+    if figure is not None:
+        typer.echo(f"breakdown figure: {plot_breakdown(rows, task.value, figure)}", err=True)
 
 
 KEYFRAME_COLUMNS = ("set", "n", "f1_6class", "f1_laterality", "f1_keyframe", "accuracy_6class",

@@ -79,8 +79,8 @@ def arcade_f1(
     """The official ARCADE F1 of `pred_coco` against `gt_coco` for `task` (syntax|stenosis)."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    gt = _annotations_by_file_name(gt_coco, gt_source, unique_names=True)
-    pred = _annotations_by_file_name(pred_coco, pred_source, unique_names=False)
+    gt = annotations_by_file_name(gt_coco, gt_source, unique_names=True)
+    pred = annotations_by_file_name(pred_coco, pred_source, unique_names=False)
     score_image = _syntax_image_f1 if task == "syntax" else _stenosis_image_f1
     per_image = {
         name: score_image(annotations, pred.get(name, []))
@@ -99,9 +99,19 @@ def arcade_f1(
 
 def _syntax_image_f1(gt: list[_Annotation], pred: list[_Annotation]) -> float:
     """One image of the segmentation task, as evaluate_segmentation.py scores it."""
-    gt_classes = {category for category, _ in gt}
-    if any(category not in gt_classes for category, _ in pred):
+    if syntax_false_classes(gt, pred):
         return 0.0
+    return float(statistics.mean(syntax_class_f1(gt, pred).values()))
+
+
+def syntax_false_classes(gt: list[_Annotation], pred: list[_Annotation]) -> set[int]:
+    """Predicted classes the image's ground truth lacks: any one zeroes the image."""
+    return {category for category, _ in pred} - {category for category, _ in gt}
+
+
+def syntax_class_f1(gt: list[_Annotation], pred: list[_Annotation]) -> dict[int, float]:
+    """Each ground-truth class's F1: its first GT polygon against the first predicted polygon
+    of the class (0 if none), before any zeroing for false classes."""
     first_pred: dict[int, list[float]] = {}
     for category, polygon in pred:
         first_pred.setdefault(category, polygon)
@@ -112,22 +122,29 @@ def _syntax_image_f1(gt: list[_Annotation], pred: list[_Annotation]) -> float:
             class_scores[category] = (
                 0.0 if predicted is None else polygon_f1(polygon, predicted, always_repair=True)
             )
-    return float(statistics.mean(class_scores.values()))
+    return class_scores
 
 
 def _stenosis_image_f1(gt: list[_Annotation], pred: list[_Annotation]) -> float:
-    """One image of the stenosis task, as evaluate_stenosis.py scores it.
+    """One image of the stenosis task, as evaluate_stenosis.py scores it: each prediction's
+    best F1 over the lesions, zeros padding the list up to the number of lesions."""
+    scores = list(stenosis_f1_matrix(gt, pred).max(axis=1, initial=0.0))
+    scores += [0.0] * (len(gt) - len(scores))
+    return float(statistics.mean(scores))
+
+
+def stenosis_f1_matrix(gt: list[_Annotation], pred: list[_Annotation]) -> np.ndarray:
+    """(predictions, lesions) polygon F1 of every pair.
 
     The official script passes (prediction, ground truth) into the parameters it names
     (gt_mask, pred_mask); the F1 is symmetric, and keeping the order keeps shapely's
     floating-point rounding identical too.
     """
-    scores = [
-        max(polygon_f1(predicted, truth, always_repair=False) for _, truth in gt)
-        for _, predicted in pred
-    ]
-    scores += [0.0] * (len(gt) - len(scores))
-    return float(statistics.mean(scores))
+    return np.array(
+        [[polygon_f1(predicted, truth, always_repair=False) for _, truth in gt]
+         for _, predicted in pred],
+        dtype=np.float64,
+    ).reshape(len(pred), len(gt))
 
 
 def polygon_f1(
@@ -183,7 +200,7 @@ def _points(flat: Sequence[float]) -> np.ndarray:
     return np.asarray(flat, dtype=np.float64).reshape(-1, 2)
 
 
-def _annotations_by_file_name(
+def annotations_by_file_name(
     coco: dict[str, Any], source: str, unique_names: bool
 ) -> dict[str, list[_Annotation]]:
     """Each image's (category, first polygon) list in file order, keyed by file name.

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from angioscribe.data.arcade import ArcadeImage, load_arcade
+from angioscribe.evaluate.arcade_breakdown import arcade_breakdown, plot_breakdown
 from angioscribe.evaluate.arcade_metric import arcade_f1
 from angioscribe.evaluate.bootstrap import bootstrap_ci
 from angioscribe.models.registry import (
@@ -170,11 +171,13 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
          for i in images], regions)
     score = arcade_f1(split.coco, predictions, config.task)
     interval = bootstrap_ci(list(score.per_image.values()))
+    breakdown = arcade_breakdown(split.coco, predictions, config.task)
+    plot_breakdown(breakdown, config.task, Path(config.out_dir) / f"{entry.name}-breakdown.png")
     entry = replace(entry, thresholds=thresholds)
     destination = destination or Path(config.out_dir) / f"{entry.name}.safetensors"
     path = save_artifact(model, entry, destination)
     report = {"model": entry.name, "artifact": str(path), "val_f1": score.f1,
-              "val_f1_ci95": [interval.low, interval.high],
+              "val_f1_ci95": [interval.low, interval.high], "val_breakdown": breakdown,
               "val_f1_by_epoch": _val_history(Path(config.out_dir)), "thresholds": thresholds,
               "train_images": len(load_arcade(config.data_root, config.task, "train")
                                   .images[:config.train_limit]),
@@ -245,7 +248,7 @@ val set, so slightly optimistic): **{report["val_f1"]:.4f}** (95 % bootstrap CI 
 {report["val_f1_ci95"][0]:.3f}-{report["val_f1_ci95"][1]:.3f}).
 
 Val F1 during training (global thresholds only): {_history_line(report["val_f1_by_epoch"])}.
-
+{_breakdown_section(report.get("val_breakdown", []))}
 Measured {when} on {machine}.{_unfinished_note(report)}{_earlier_stage(config)}
 """
 
@@ -297,6 +300,20 @@ def _val_history(out_dir: Path) -> dict[int, float]:
         return {}
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {int(r["eval"]["epoch"]): float(r["eval"]["score"]) for r in records if "eval" in r}
+
+
+def _breakdown_section(rows: list[dict[str, Any]]) -> str:
+    """The val breakdown (`arcade_breakdown`) as a markdown table, if the export made one."""
+    if not rows:
+        return ""
+    lines = ["", "Where the val F1 is lost (`angioscribe evaluate arcade --breakdown`, columns in "
+             "docs/metrics.md):", "", "| " + " | ".join(rows[0]) + " |",
+             "|" + " --- |" * len(rows[0])]
+    for row in rows:
+        cells = ("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+                 for v in row.values())
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _history_line(history: dict[Any, float]) -> str:
