@@ -31,6 +31,7 @@ from angioscribe.data.arcade import Task  # noqa: E402
 from angioscribe.evaluate.arcade_metric import (  # noqa: E402
     annotations_by_file_name,
     stenosis_f1_matrix,
+    stenosis_image_score,
     syntax_class_f1,
     syntax_false_classes,
 )
@@ -64,14 +65,12 @@ def stenosis_breakdown(pairs: list[tuple[list, list]]) -> list[dict[str, Any]]:
 
 def _stenosis_row(key: str, matrices: list[np.ndarray]) -> dict[str, Any]:
     best = [m.max(axis=1, initial=0.0) for m in matrices]
-    image_f1 = [float(np.concatenate([b, np.zeros(max(m.shape[1] - len(b), 0))]).mean())
-                for b, m in zip(best, matrices, strict=True)]
     matched = np.concatenate(best)
     matched = matched[matched > 0]
     return {
         "lesions": key,
         "images": len(matrices),
-        "f1": statistics.mean(image_f1),
+        "f1": statistics.mean(stenosis_image_score(m) for m in matrices),
         "preds": sum(m.shape[0] for m in matrices),
         "false_preds": int(sum((b == 0).sum() for b in best)),
         "missed": int(sum((m.max(axis=0, initial=0.0) == 0).sum() for m in matrices)),

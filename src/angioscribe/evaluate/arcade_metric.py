@@ -126,10 +126,15 @@ def syntax_class_f1(gt: list[_Annotation], pred: list[_Annotation]) -> dict[int,
 
 
 def _stenosis_image_f1(gt: list[_Annotation], pred: list[_Annotation]) -> float:
-    """One image of the stenosis task, as evaluate_stenosis.py scores it: each prediction's
-    best F1 over the lesions, zeros padding the list up to the number of lesions."""
-    scores = list(stenosis_f1_matrix(gt, pred).max(axis=1, initial=0.0))
-    scores += [0.0] * (len(gt) - len(scores))
+    """One image of the stenosis task, as evaluate_stenosis.py scores it."""
+    return stenosis_image_score(stenosis_f1_matrix(gt, pred))
+
+
+def stenosis_image_score(matrix: np.ndarray) -> float:
+    """The image score from its (predictions, lesions) F1 matrix: each prediction's best F1
+    over the lesions, zeros padding the list up to the number of lesions, then the mean."""
+    scores = list(matrix.max(axis=1, initial=0.0))
+    scores += [0.0] * (matrix.shape[1] - len(scores))
     return float(statistics.mean(scores))
 
 
