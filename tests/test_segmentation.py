@@ -14,7 +14,7 @@ import yaml
 
 from angioscribe.data.arcade import ArcadeAnnotation, ArcadeImage, load_arcade
 from angioscribe.evaluate.arcade_metric import arcade_f1
-from angioscribe.findings import FrameFindings, frame_findings, plot_findings, segment_label_map
+from angioscribe.findings import FrameFindings, frame_findings, plot_findings
 from angioscribe.models.registry import (
     WeightsMissingError,
     build_model,
@@ -352,25 +352,67 @@ def test_card_calls_weights_interim_only_while_the_run_is_unfinished() -> None:
 
 # --- findings ---------------------------------------------------------------------------------
 
-def test_stenosis_inside_segment_7_is_reported_on_7(tmp_path: Path) -> None:
+def lca_frame() -> tuple[np.ndarray, list[Region]]:
+    """Segment probabilities of a 96 px frame with #5, #7 and a first diagonal (#9), and the
+    regions the tuned rules would keep: #5 and #7 only (the branch is below its threshold)."""
     label_map = np.zeros((96, 96), dtype=np.int32)
     label_map[band(label_map.shape, 10, 90, 40, 48)] = LAD_MID
     label_map[band(label_map.shape, 10, 90, 10, 18)] = 5
-    lesion = np.array([[40, 39], [52, 39], [52, 49], [40, 49]], dtype=np.float64)
-    findings = frame_findings(label_map, [Region(26, lesion, 0.8, 120.0)])
+    label_map[band(label_map.shape, 10, 90, 70, 76)] = 9
+    outline = np.array([[10, 40], [89, 40], [89, 47], [10, 47]], dtype=np.float64)
+    main = np.array([[10, 10], [89, 10], [89, 17], [10, 17]], dtype=np.float64)
+    segments = [Region(LAD_MID, outline, 0.9, 640.0), Region(5, main, 0.9, 640.0)]
+    return one_hot_probabilities(label_map, 26, confidence=0.97), segments
+
+
+def square_lesion(x0: float, y0: float, size: float = 10) -> Region:
+    corners = np.array([[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size]])
+    return Region(26, corners, 0.8, size * size)
+
+
+def test_stenosis_inside_segment_7_is_reported_on_7(tmp_path: Path) -> None:
+    probabilities, segments = lca_frame()
+    findings = frame_findings(segments, [square_lesion(40, 39)], probabilities, range(26))
     assert findings.laterality == "LCA"
     assert findings.segments == ["5", "7"]
     (stenosis,) = findings.stenoses
     assert stenosis.segment == "7" and stenosis.label.startswith("#7")
-    assert stenosis.overlap > 0.6
+    assert stenosis.support > 0.6
     assert FrameFindings.from_dict(findings.to_dict()) == findings
-    outline = np.array([[10, 40], [89, 40], [89, 47], [10, 47]], dtype=np.float64)
-    segments = [Region(LAD_MID, outline, 0.9, 640.0)]
-    assert np.array_equal(segment_label_map(segments, (96, 96)) > 0,
-                          label_map == LAD_MID)
     image = np.full((96, 96), 128, dtype=np.uint8)
     path = plot_findings(image, segments, findings, tmp_path / "overlay.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_lesion_on_a_branch_the_tuned_rules_drop_is_named_after_the_branch() -> None:
+    """The metric-tuned rules report no #9 here, yet the lesion sits on it: it must not be
+    named after #7 next door (the labelled map alone would say #7 or nothing)."""
+    probabilities, segments = lca_frame()
+    (stenosis,) = frame_findings(segments, [square_lesion(50, 68)], probabilities,
+                                 range(26)).stenoses
+    assert stenosis.segment == "9" and stenosis.label.startswith("#9 first diagonal")
+
+
+def test_lesions_beside_a_vessel_take_its_name_and_far_off_ones_none() -> None:
+    probabilities, segments = lca_frame()
+    beside, far = square_lesion(40, 50, size=6), square_lesion(40, 84, size=6)
+    findings = frame_findings(segments, [beside, far], probabilities, range(26))
+    assert [s.segment for s in findings.stenoses] == ["7", "9"]
+    lonely = frame_findings(segments, [square_lesion(40, 26, size=4)],
+                            one_hot_probabilities(np.zeros((96, 96), np.int32), 26, 0.97),
+                            range(26))
+    assert lonely.stenoses[0].segment is None and lonely.stenoses[0].label == "unassigned"
+
+
+def test_a_lesion_is_named_only_after_segments_of_the_frames_side() -> None:
+    """Under the lesion the model leans to proximal RCA (#1), but the frame is an LCA view."""
+    probabilities, segments = lca_frame()
+    probabilities[:, 39:49, 40:50] = 0.0
+    probabilities[RCA_PROXIMAL, 39:49, 40:50] = 0.55
+    probabilities[LAD_MID, 39:49, 40:50] = 0.45
+    (stenosis,) = frame_findings(segments, [square_lesion(40, 39)], probabilities,
+                                 range(26)).stenoses
+    assert stenosis.segment == "7" and stenosis.laterality == "LCA"
 
 
 # --- registry ---------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Image-side findings: which coronary segment each stenosis sits on, and an overlay figure.
 
-The segmenter gives a map of SYNTAX segments and the stenosis model gives lesion regions; a
-lesion is assigned to the segment covering most of its pixels. This is what grounds the
+The SYNTAX model gives segment probabilities (and the segments its tuned rules report), the
+stenosis model gives lesion regions; a lesion is named after the segment with the most
+probability over its pixels. This is what grounds the
 report's vessel numbering (CAG-VLM's drafts got it wrong ~70 % of the time without it).
 """
 
@@ -22,20 +23,22 @@ from angioscribe.regions import Region
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# A lesion outlined just beside its vessel's labelled pixels still belongs to that vessel.
+# A lesion outlined just beside its vessel still belongs to that vessel.
 NEAREST_SEGMENT_RADIUS = 12
+# Below this mean probability of any segment over a lesion's pixels, it lies off the vessels.
+MIN_VESSEL_PROBABILITY = 0.1
 
 
 @dataclass
 class StenosisFinding:
-    """One lesion on one segment. `overlap` is the share of the lesion's pixels on that
-    segment (0 when it was assigned to the nearest segment within a few pixels instead),
-    `confidence` the stenosis model's mean probability over the lesion."""
+    """One lesion on one segment. `support` is that segment's share of the SYNTAX model's
+    segment probability over the lesion's pixels (over the lesion widened by a few pixels when
+    it lies beside the vessel), `confidence` the stenosis model's mean probability over it."""
 
     segment: str | None
     laterality: str | None
     confidence: float
-    overlap: float
+    support: float
     bbox: tuple[float, float, float, float]
     polygon: list[list[float]]
 
@@ -50,7 +53,7 @@ class StenosisFinding:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StenosisFinding:
         return cls(segment=data["segment"], laterality=data["laterality"],
-                   confidence=float(data["confidence"]), overlap=float(data["overlap"]),
+                   confidence=float(data["confidence"]), support=float(data["support"]),
                    bbox=tuple(data["bbox"]), polygon=[list(p) for p in data["polygon"]])
 
 
@@ -72,53 +75,65 @@ class FrameFindings:
                    stenoses=[StenosisFinding.from_dict(s) for s in data.get("stenoses", [])])
 
 
-def segment_label_map(regions: Sequence[Region], shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) int map of ARCADE segment ids from the kept segment polygons (0 elsewhere)."""
-    label_map = np.zeros(shape, dtype=np.int32)
-    for region in sorted(regions, key=lambda r: -r.area):  # small segments drawn last, on top
-        cv2.fillPoly(label_map, [np.round(region.polygon).astype(np.int32)], region.category_id)
-    return label_map
+def frame_findings(segments: Sequence[Region], stenoses: Sequence[Region],
+                   segment_probabilities: np.ndarray, label_ids: Sequence[int]) -> FrameFindings:
+    """The frame's reported segments and side, and each stenosis named after its segment.
 
-
-def frame_findings(label_map: np.ndarray, stenoses: Sequence[Region]) -> FrameFindings:
-    """Assign each stenosis region to the segment under most of its pixels."""
-    present = sorted({int(i) for i in np.unique(label_map) if i > 0})
-    numbers = [segment_by_arcade_id(i).number for i in present]
-    findings = FrameFindings(segments=numbers, laterality=laterality_of_segments(numbers))
+    `segments` are the SYNTAX regions kept by the metric-tuned rules (listed and drawn);
+    `segment_probabilities` (C, H, W) is the SYNTAX model's softmax for the same frame, channel
+    c being ARCADE id `label_ids[c]` (0 = background). Lesions are named from the probabilities,
+    not from the kept regions: those rules drop every class the model is unsure of (one wrong
+    class zeroes an ARCADE image), side branches above all, and a lesion on a dropped branch
+    would be named after a neighbouring vessel.
+    """
+    numbers = [segment_by_arcade_id(i).number for i in sorted({r.category_id for r in segments})]
+    laterality = laterality_of_segments(numbers)
+    findings = FrameFindings(segments=numbers, laterality=laterality)
+    channels = _segment_channels(label_ids, laterality)
     for region in stenoses:
-        findings.stenoses.append(_assign(label_map, region))
+        findings.stenoses.append(_assign(segment_probabilities, channels, region))
     return findings
 
 
-def _assign(label_map: np.ndarray, region: Region) -> StenosisFinding:
-    lesion = np.zeros(label_map.shape, dtype=np.uint8)
+def _segment_channels(label_ids: Sequence[int], laterality: str | None) -> dict[int, int]:
+    """Probability channel -> ARCADE id of the segments a lesion may be named after: those of
+    the frame's side when it is known (an LCA frame shows no RCA segment)."""
+    return {channel: arcade_id for channel, arcade_id in enumerate(label_ids)
+            if arcade_id > 0 and (laterality is None
+                                  or segment_by_arcade_id(arcade_id).laterality == laterality)}
+
+
+def _assign(probabilities: np.ndarray, channels: dict[int, int],
+            region: Region) -> StenosisFinding:
+    lesion = np.zeros(probabilities.shape[1:], dtype=np.uint8)
     cv2.fillPoly(lesion, [np.round(region.polygon).astype(np.int32)], 1)
-    segment_id, overlap = _majority_segment(label_map, lesion.astype(bool))
+    segment_id, support = _most_probable_segment(probabilities, channels, lesion.astype(bool))
     if segment_id is None:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * NEAREST_SEGMENT_RADIUS + 1,) * 2)
-        segment_id, _ = _majority_segment(label_map, cv2.dilate(lesion, kernel).astype(bool))
-        overlap = 0.0
+        near = cv2.dilate(lesion, kernel).astype(bool)
+        segment_id, support = _most_probable_segment(probabilities, channels, near)
     segment = segment_by_arcade_id(segment_id) if segment_id is not None else None
     return StenosisFinding(
         segment=segment.number if segment else None,
         laterality=segment.laterality if segment else None,
         confidence=region.score,
-        overlap=overlap,
+        support=support,
         bbox=region.bbox,
         polygon=region.polygon.tolist(),
     )
 
 
-def _majority_segment(label_map: np.ndarray, where: np.ndarray) -> tuple[int | None, float]:
-    labels = label_map[where]
-    if labels.size == 0:
+def _most_probable_segment(probabilities: np.ndarray, channels: dict[int, int],
+                           where: np.ndarray) -> tuple[int | None, float]:
+    """The segment with the most probability over `where`, and its share of the segments'
+    probability there; None when the pixels are mostly background (off every vessel)."""
+    if not where.any() or not channels:
         return None, 0.0
-    counts = np.bincount(labels)
-    counts[0] = 0
-    if counts.sum() == 0:
+    mass = probabilities[list(channels)][:, where].astype(np.float64).sum(axis=1)
+    if mass.sum() < MIN_VESSEL_PROBABILITY * where.sum():
         return None, 0.0
-    best = int(counts.argmax())
-    return best, float(counts[best] / labels.size)
+    best = int(mass.argmax())
+    return list(channels.values())[best], float(mass[best] / mass.sum())
 
 
 def plot_findings(image: np.ndarray, segments: Sequence[Region], findings: FrameFindings,

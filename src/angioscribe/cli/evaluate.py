@@ -6,6 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from angioscribe.cli import reports
@@ -26,6 +27,9 @@ app = typer.Typer(
 )
 app.command("reports")(reports.evaluate_reports)
 app.command("vlscore-calibrate")(reports.vlscore_calibrate)
+
+
+DEFAULT_DATA = Path("../shared/data")
 
 
 class ArcadeTask(StrEnum):
@@ -90,9 +94,48 @@ def arcade(
         typer.echo(f"breakdown figure: {plot_breakdown(rows, task.value, figure)}", err=True)
 
 
+@app.command("naming")
+def naming(
+    model: Annotated[
+        str, typer.Option("--model", help="SYNTAX model: registered name, hf-hub: id or path.")
+    ] = "syntax-seg",
+    data: Annotated[
+        Path, typer.Option("--data", help="Shared data folder holding arcade/.")
+    ] = DEFAULT_DATA,
+    per_segment: Annotated[
+        int, typer.Option("--per-segment", min=1, help="Pseudo-lesions per annotated segment.")
+    ] = 2,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="First N ARCADE syntax val images only.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout.")] = False,
+) -> None:
+    """How often findings name the right segment and vessel for lesion-sized pseudo-lesions
+    on ARCADE syntax val (docs/segmentation.md)."""
+    from angioscribe.data.arcade import load_arcade
+    from angioscribe.errors import AngioscribeError
+    from angioscribe.evaluate.segment_naming import name_pseudo_lesions, naming_rates
+    from angioscribe.models.segmenter import Segmenter
+    from angioscribe.regions import Region
+
+    try:
+        syntax = Segmenter.from_name(model)
+        images = load_arcade(data, "syntax", "val").images[:limit]
+    except (AngioscribeError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+
+    def syntax_output(frame: np.ndarray) -> tuple[np.ndarray, list[Region]]:
+        probabilities = syntax.probabilities(frame)
+        return probabilities, syntax.post_process(probabilities)
+
+    named = name_pseudo_lesions(images, syntax_output, syntax.entry.label_ids, per_segment)
+    print_records(naming_rates(named), as_json,
+                  ("lesions", "n", "segment_right", "vessel_right", "unassigned"))
+
+
 KEYFRAME_COLUMNS = ("set", "n", "f1_6class", "f1_laterality", "f1_keyframe", "accuracy_6class",
                     "accuracy_laterality")
-DEFAULT_DATA = Path("../shared/data")
 
 
 @app.command("keyframe")

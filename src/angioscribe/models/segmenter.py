@@ -208,7 +208,10 @@ class Segmenter:
 
     def regions(self, image: np.ndarray) -> list[Region]:
         """The frame's regions after the post-processing rules tuned for this model."""
-        probabilities = self.probabilities(image)
+        return self.post_process(self.probabilities(image))
+
+    def post_process(self, probabilities: np.ndarray) -> list[Region]:
+        """Regions from this model's (C, H, W) probabilities, by the rules tuned for it."""
         if self.entry.task == "stenosis":
             return stenosis_regions(probabilities, StenosisRules.from_dict(self.entry.thresholds))
         return syntax_regions(probabilities, SyntaxRules.from_dict(self.entry.thresholds))

@@ -1,0 +1,98 @@
+"""How often a finding names the right coronary segment, measured on ARCADE syntax val.
+
+CAG-VLM's drafts named the wrong segment in about 70 % of cases; the findings step exists to
+fix that, so its own naming rate is worth a number. ARCADE labels segments and stenoses on
+different frames, so no frame says which segment a real lesion is on. Pseudo-lesions stand in:
+discs of lesion size (radius 12 px, ARCADE's median lesion is ~800 px) centred on random pixels
+of each annotated segment and clipped to it. Each is named by `findings.frame_findings` with
+the SYNTAX model's output for the frame, and scored against the segment it was cut from:
+exact segment, and same vessel (LAD, D1, LCX, OM1, ...). Main vessels (RCA, LM, LAD, LCX) and
+side branches are reported apart: the branches are where naming is hard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from angioscribe.anatomy import ARCADE_STENOSIS_ID, segment_by_arcade_id
+from angioscribe.anatomy import segment as segment_by_number
+from angioscribe.data.arcade import ArcadeImage
+from angioscribe.findings import frame_findings
+from angioscribe.progress import progress
+from angioscribe.regions import Region, mask_polygon
+
+MAIN_VESSELS = frozenset({"RCA", "LM", "LAD", "LCX"})
+PSEUDO_LESION_RADIUS = 12
+
+
+@dataclass(frozen=True)
+class NamedLesion:
+    """One pseudo-lesion: the segment it was cut from and the one the findings named."""
+
+    truth: str
+    named: str | None
+
+    @property
+    def segment_right(self) -> bool:
+        return self.named == self.truth
+
+    @property
+    def vessel_right(self) -> bool:
+        return self.named is not None and (
+            segment_by_number(self.named).vessel == segment_by_number(self.truth).vessel)
+
+    @property
+    def on_main_vessel(self) -> bool:
+        return segment_by_number(self.truth).vessel in MAIN_VESSELS
+
+
+# A frame's SYNTAX output: (segment probabilities (C, H, W), the regions its rules keep).
+SyntaxOutput = Callable[[np.ndarray], tuple[np.ndarray, list[Region]]]
+
+
+def name_pseudo_lesions(images: Sequence[ArcadeImage], syntax: SyntaxOutput,
+                        label_ids: Sequence[int], per_segment: int = 2,
+                        seed: int = 0) -> list[NamedLesion]:
+    """Name `per_segment` pseudo-lesions in every annotated segment of every image."""
+    rng = np.random.default_rng(seed)
+    named = []
+    for image in progress(images, description="naming pseudo-lesions"):
+        frame = image.load()
+        probabilities, segments = syntax(frame)
+        for annotation in image.annotations:
+            lesions = pseudo_lesions(annotation.polygon, frame.shape, per_segment, rng)
+            findings = frame_findings(segments, lesions, probabilities, label_ids)
+            truth = segment_by_arcade_id(annotation.category_id).number
+            named += [NamedLesion(truth, finding.segment) for finding in findings.stenoses]
+    return named
+
+
+def pseudo_lesions(polygon: np.ndarray, shape: tuple[int, ...], count: int,
+                   rng: np.random.Generator) -> list[Region]:
+    """`count` lesion-sized discs centred on random pixels of a segment, clipped to it."""
+    segment = np.zeros(shape[:2], dtype=np.uint8)
+    cv2.fillPoly(segment, [np.round(polygon.reshape(-1, 2)).astype(np.int32)], 1)
+    ys, xs = np.nonzero(segment)
+    lesions = []
+    for index in rng.integers(len(ys), size=count) if len(ys) else []:
+        disc = np.zeros_like(segment)
+        cv2.circle(disc, (int(xs[index]), int(ys[index])), PSEUDO_LESION_RADIUS, 1, -1)
+        outline = mask_polygon(disc & segment)
+        if outline is not None:
+            lesions.append(Region(ARCADE_STENOSIS_ID, outline, 1.0, float((disc & segment).sum())))
+    return lesions
+
+
+def naming_rates(named: Sequence[NamedLesion]) -> list[dict[str, object]]:
+    """Segment and vessel naming rates: all pseudo-lesions, main vessels, side branches."""
+    groups = {"all": list(named), "main vessels": [n for n in named if n.on_main_vessel],
+              "side branches": [n for n in named if not n.on_main_vessel]}
+    return [{"lesions": name, "n": len(group),
+             "segment_right": float(np.mean([n.segment_right for n in group])) if group else None,
+             "vessel_right": float(np.mean([n.vessel_right for n in group])) if group else None,
+             "unassigned": sum(n.named is None for n in group)}
+            for name, group in groups.items()]
