@@ -129,7 +129,7 @@ def _most_probable_segment(probabilities: np.ndarray, channels: dict[int, int],
     probability there; None when the pixels are mostly background (off every vessel)."""
     if not where.any() or not channels:
         return None, 0.0
-    mass = probabilities[list(channels)][:, where].astype(np.float64).sum(axis=1)
+    mass = probabilities[:, where][list(channels)].astype(np.float64).sum(axis=1)
     if mass.sum() < MIN_VESSEL_PROBABILITY * where.sum():
         return None, 0.0
     best = int(mass.argmax())
