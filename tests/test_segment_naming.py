@@ -86,3 +86,8 @@ def test_cli_reports_naming_rates_of_the_shipped_model(shared_data: Path) -> Non
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [row["lesions"] for row in rows] == ["all", "main vessels", "side branches"]
     assert rows[0]["n"] > 10 and 0.3 < rows[0]["vessel_right"] <= 1.0
+
+
+def test_cli_names_a_folder_without_arcade(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", "naming", "--data", str(tmp_path)])
+    assert result.exit_code == 1 and str(tmp_path) in result.output

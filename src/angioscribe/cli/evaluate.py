@@ -6,7 +6,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from angioscribe.cli import reports
@@ -114,9 +113,12 @@ def naming(
     on ARCADE syntax val (docs/segmentation.md)."""
     from angioscribe.data.arcade import load_arcade
     from angioscribe.errors import AngioscribeError
-    from angioscribe.evaluate.segment_naming import name_pseudo_lesions, naming_rates
+    from angioscribe.evaluate.segment_naming import (
+        name_pseudo_lesions,
+        naming_rates,
+        segmenter_output,
+    )
     from angioscribe.models.segmenter import Segmenter
-    from angioscribe.regions import Region
 
     try:
         syntax = Segmenter.from_name(model)
@@ -124,12 +126,8 @@ def naming(
     except (AngioscribeError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
-
-    def syntax_output(frame: np.ndarray) -> tuple[np.ndarray, list[Region]]:
-        probabilities = syntax.probabilities(frame)
-        return probabilities, syntax.post_process(probabilities)
-
-    named = name_pseudo_lesions(images, syntax_output, syntax.entry.label_ids, per_segment)
+    named = name_pseudo_lesions(images, segmenter_output(syntax), syntax.entry.label_ids,
+                                per_segment)
     print_records(naming_rates(named), as_json,
                   ("lesions", "n", "segment_right", "vessel_right", "unassigned"))
 

@@ -22,6 +22,7 @@ from angioscribe.anatomy import ARCADE_STENOSIS_ID, segment_by_arcade_id
 from angioscribe.anatomy import segment as segment_by_number
 from angioscribe.data.arcade import ArcadeImage
 from angioscribe.findings import frame_findings
+from angioscribe.models.segmenter import Segmenter
 from angioscribe.progress import progress
 from angioscribe.regions import Region, mask_polygon
 
@@ -52,6 +53,14 @@ class NamedLesion:
 
 # A frame's SYNTAX output: (segment probabilities (C, H, W), the regions its rules keep).
 SyntaxOutput = Callable[[np.ndarray], tuple[np.ndarray, list[Region]]]
+
+
+def segmenter_output(syntax: Segmenter) -> SyntaxOutput:
+    """A SYNTAX segmenter's output for a frame, as `frame_findings` reads it."""
+    def output(frame: np.ndarray) -> tuple[np.ndarray, list[Region]]:
+        probabilities = syntax.probabilities(frame)
+        return probabilities, syntax.post_process(probabilities)
+    return output
 
 
 def name_pseudo_lesions(images: Sequence[ArcadeImage], syntax: SyntaxOutput,
