@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from angioscribe.cli import app
 from angioscribe.errors import InputError
-from angioscribe.evaluate.arcade_breakdown import arcade_breakdown
+from angioscribe.evaluate.arcade_breakdown import arcade_breakdown, plot_breakdown
 from angioscribe.evaluate.arcade_metric import arcade_f1, arcade_f1_files
 
 Polygon = list[float]
@@ -198,7 +198,7 @@ def test_stenosis_breakdown_counts_false_predictions_and_missed_lesions():
     assert rows["all"]["preds"] == 5 and rows["all"]["missed"] == 4
 
 
-def test_syntax_breakdown_names_segments_and_counts_images_a_false_class_zeroed():
+def test_syntax_breakdown_names_segments_and_counts_images_a_false_class_zeroed(tmp_path: Path):
     gt = coco({"1.png": [(5, [A]), (6, [B])], "2.png": [(5, [A])]})
     pred = coco({"1.png": [(5, [A_SHIFTED])], "2.png": [(5, [A]), (7, [B])]})
     rows = {row["segment"]: row for row in arcade_breakdown(gt, pred, "syntax")}
@@ -207,6 +207,8 @@ def test_syntax_breakdown_names_segments_and_counts_images_a_false_class_zeroed(
                                        "missed": 1, "false_images": 0}
     assert rows["#7 mid LAD"] == {"segment": "#7 mid LAD", "images": 0, "f1": None,
                                   "missed": 0, "false_images": 1}
+    figure = plot_breakdown(list(rows.values()), "syntax", tmp_path / "syntax.png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("task", ["syntax", "stenosis"])
