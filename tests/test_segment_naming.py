@@ -78,14 +78,16 @@ def test_rates_split_main_vessels_from_side_branches() -> None:
     assert rates["side branches"]["unassigned"] == 1
 
 
-def test_cli_reports_naming_rates_of_the_shipped_model(shared_data: Path) -> None:
+def test_cli_reports_naming_rates_of_the_shipped_model(shared_data: Path, tmp_path: Path) -> None:
     val_images(shared_data, 1)
+    figure = tmp_path / "naming.png"
     result = CliRunner().invoke(app, ["evaluate", "naming", "--data", str(shared_data),
-                                      "--limit", "2", "--json"])
+                                      "--limit", "2", "--figure", str(figure), "--json"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [row["lesions"] for row in rows] == ["all", "main vessels", "side branches"]
     assert rows[0]["n"] > 10 and 0.3 < rows[0]["vessel_right"] <= 1.0
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_names_a_folder_without_arcade(tmp_path: Path) -> None:

@@ -107,6 +107,9 @@ def naming(
     limit: Annotated[
         int | None, typer.Option("--limit", help="First N ARCADE syntax val images only.")
     ] = None,
+    figure: Annotated[
+        Path | None, typer.Option("--figure", help="Write the naming confusion matrix (PNG).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout.")] = False,
 ) -> None:
     """How often findings name the right segment and vessel for lesion-sized pseudo-lesions
@@ -116,6 +119,7 @@ def naming(
     from angioscribe.evaluate.segment_naming import (
         name_pseudo_lesions,
         naming_rates,
+        plot_naming_confusion,
         segmenter_output,
     )
     from angioscribe.models.segmenter import Segmenter
@@ -130,6 +134,8 @@ def naming(
                                 per_segment)
     print_records(naming_rates(named), as_json,
                   ("lesions", "n", "segment_right", "vessel_right", "unassigned"))
+    if figure is not None:
+        typer.echo(f"naming confusion matrix: {plot_naming_confusion(named, figure)}", err=True)
 
 
 KEYFRAME_COLUMNS = ("set", "n", "f1_6class", "f1_laterality", "f1_keyframe", "accuracy_6class",

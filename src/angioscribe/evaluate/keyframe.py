@@ -91,23 +91,31 @@ def keyframe_report(
 
 
 def plot_confusion(y_true: Sequence[int], y_pred: Sequence[int], path: str | Path,
-                   title: str = "Key-frame classifier") -> Path:
-    """Six-class confusion matrix as a PNG, counts and row-normalised shading (CAG-VLM Fig. 4)."""
+                   title: str = "Key-frame classifier",
+                   labels: Sequence[str] = CLASSES) -> Path:
+    """Confusion matrix as a PNG, counts and row-normalised shading (CAG-VLM Fig. 4 for the
+    six key-frame classes; any label list, e.g. segments, works the same)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matrix = confusion(np.asarray(y_true), np.asarray(y_pred), N_CLASSES)
+    n = len(labels)
+    matrix = confusion(np.asarray(y_true), np.asarray(y_pred), n)
     rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    figure, axes = plt.subplots(figsize=(6.4, 5.4), dpi=120)
+    size = max(1.0, n / N_CLASSES)
+    figure, axes = plt.subplots(figsize=(6.4 * size ** 0.6, 5.4 * size ** 0.6), dpi=120)
     image = axes.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    for i in range(N_CLASSES):
-        for j in range(N_CLASSES):
-            axes.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                      color="white" if rows[i, j] > 0.5 else "black", fontsize=9)
-    axes.set_xticks(range(N_CLASSES), CLASSES, rotation=35, ha="right")
-    axes.set_yticks(range(N_CLASSES), CLASSES)
+    small = n <= N_CLASSES  # a large matrix shows only its non-zero counts, smaller
+    for i in range(n):
+        for j in range(n):
+            if small or matrix[i, j]:
+                axes.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                          color="white" if rows[i, j] > 0.5 else "black",
+                          fontsize=9 if small else 6)
+    axes.set_xticks(range(n), labels, rotation=35 if small else 90,
+                    ha="right" if small else "center")
+    axes.set_yticks(range(n), labels)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title)

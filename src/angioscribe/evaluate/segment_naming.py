@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from angioscribe.anatomy import ARCADE_STENOSIS_ID, segment_by_arcade_id
+from angioscribe.anatomy import ARCADE_STENOSIS_ID, SEGMENTS, segment_by_arcade_id
 from angioscribe.anatomy import segment as segment_by_number
 from angioscribe.data.arcade import ArcadeImage
+from angioscribe.evaluate.keyframe import plot_confusion
 from angioscribe.findings import frame_findings
 from angioscribe.models.segmenter import Segmenter
 from angioscribe.progress import progress
@@ -105,3 +107,13 @@ def naming_rates(named: Sequence[NamedLesion]) -> list[dict[str, object]]:
              "vessel_right": float(np.mean([n.vessel_right for n in group])) if group else None,
              "unassigned": sum(n.named is None for n in group)}
             for name, group in groups.items()]
+
+
+def plot_naming_confusion(named: Sequence[NamedLesion], path: str | Path) -> Path:
+    """Which segment each pseudo-lesion's own segment was named as (rows: truth), as PNG."""
+    labels = [*SEGMENTS, "none"]
+    index = {number: i for i, number in enumerate(labels)}
+    return plot_confusion([index[n.truth] for n in named],
+                          [index[n.named or "none"] for n in named], path,
+                          title="Lesion segment naming (ARCADE val pseudo-lesions)",
+                          labels=labels)
