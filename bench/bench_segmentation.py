@@ -18,7 +18,7 @@ import torch
 from record import record
 
 from angioscribe.data.arcade import load_arcade
-from angioscribe.findings import frame_findings
+from angioscribe.findings import segment_frame
 from angioscribe.models.registry import WeightsMissingError, create_model
 from angioscribe.models.segmenter import Segmenter
 
@@ -36,10 +36,7 @@ def load(name: str) -> tuple[Segmenter, str]:
 
 
 def analyse(frame, syntax: Segmenter, stenosis: Segmenter) -> int:
-    segment_probabilities = syntax.probabilities(frame)
-    segments = syntax.post_process(segment_probabilities)
-    lesions = stenosis.regions(frame)
-    findings = frame_findings(segments, lesions, segment_probabilities, syntax.entry.label_ids)
+    _, findings = segment_frame(frame, syntax, stenosis)
     return len(findings.stenoses)
 
 

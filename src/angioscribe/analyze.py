@@ -21,7 +21,7 @@ import numpy as np
 from angioscribe.anatomy import view_from_angles
 from angioscribe.cine import Cine
 from angioscribe.figures import plot_candidates, plot_keyframes
-from angioscribe.findings import frame_findings, plot_findings
+from angioscribe.findings import plot_findings, segment_frame
 from angioscribe.frames import DEFAULT_MIN_GAP, Candidate, candidate_frames
 from angioscribe.io import find_inputs, study_key, try_read_cine
 from angioscribe.keyframes.classify import FrameScore, KeyframeClassifier, classify_cine
@@ -158,11 +158,7 @@ def _choose_keyframes(
 
 def keyframe_findings(frame: np.ndarray, segmenters: Segmenters, overlay: Path) -> dict[str, Any]:
     """Segments and stenoses of one key frame as per-segment findings, plus the overlay PNG."""
-    segment_probabilities = segmenters.syntax.probabilities(frame)
-    segments = segmenters.syntax.post_process(segment_probabilities)
-    stenoses = segmenters.stenosis.regions(frame)
-    findings = frame_findings(segments, stenoses, segment_probabilities,
-                              segmenters.syntax.entry.label_ids)
+    segments, findings = segment_frame(frame, segmenters.syntax, segmenters.stenosis)
     return {**findings.to_dict(), "figure": str(plot_findings(frame, segments, findings, overlay))}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import matplotlib
@@ -19,6 +19,9 @@ import numpy as np
 
 from angioscribe.anatomy import label_en, laterality_of_segments, segment_by_arcade_id
 from angioscribe.regions import Region
+
+if TYPE_CHECKING:  # only for annotations: findings need no torch to load
+    from angioscribe.models.segmenter import Segmenter
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -93,6 +96,16 @@ def frame_findings(segments: Sequence[Region], stenoses: Sequence[Region],
     for region in stenoses:
         findings.stenoses.append(_assign(segment_probabilities, channels, region))
     return findings
+
+
+def segment_frame(frame: np.ndarray, syntax: Segmenter,
+                  stenosis: Segmenter) -> tuple[list[Region], FrameFindings]:
+    """Both models on one frame: the SYNTAX regions (to draw) and the frame's findings."""
+    probabilities = syntax.probabilities(frame)
+    segments = syntax.post_process(probabilities)
+    findings = frame_findings(segments, stenosis.regions(frame), probabilities,
+                              syntax.entry.label_ids)
+    return segments, findings
 
 
 def _segment_channels(label_ids: Sequence[int], laterality: str | None) -> dict[int, int]:

@@ -12,7 +12,7 @@ The official metric shapes these rules (see evaluate/arcade_metric.py):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import cv2
@@ -103,15 +103,12 @@ class StenosisRules:
     max_length: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pixel_threshold": self.pixel_threshold, "min_area": self.min_area,
-                "min_score": self.min_score, "max_lesions": self.max_lesions,
-                "max_length": self.max_length}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StenosisRules:
-        return cls(**{key: data[key] for key in
-                      ("pixel_threshold", "min_area", "min_score", "max_lesions", "max_length")
-                      if key in data})
+        """Rules from artifact metadata; keys an older artifact lacks keep their defaults."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def segment_labels(probabilities: np.ndarray, background_threshold: float | None = None
@@ -179,7 +176,7 @@ def stenosis_regions(probabilities: np.ndarray, rules: StenosisRules) -> list[Re
     """One polygon per lesion (a connected component, or a piece of a long one), confident and
     large enough, most confident first."""
     lesion = probabilities[1] >= rules.pixel_threshold
-    count, components = cv2.connectedComponents(lesion.astype(np.uint8), connectivity=8)
+    _, components = cv2.connectedComponents(lesion.astype(np.uint8), connectivity=8)
     regions = []
     for index, box in enumerate(ndimage.find_objects(components), start=1):
         if box is None:
