@@ -12,9 +12,9 @@ import torch
 from typer.testing import CliRunner
 
 from angioscribe.cli import app
+from angioscribe.evaluate.confusion import plot_confusion
 from angioscribe.evaluate.keyframe import (
     keyframe_metrics,
-    plot_confusion,
     to_keyframe,
     to_laterality,
     weighted_f1,
@@ -80,7 +80,8 @@ def test_weighted_f1_matches_hand_computation() -> None:
 
 
 def test_confusion_figure_is_written(tmp_path: Path) -> None:
-    path = plot_confusion([0, 1, 2, 3, 4, 5], [0, 1, 1, 3, 4, 0], tmp_path / "cm.png")
+    path = plot_confusion([0, 1, 2, 3, 4, 5], [0, 1, 1, 3, 4, 0], CLASSES, tmp_path / "cm.png",
+                          title="Key-frame classifier")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

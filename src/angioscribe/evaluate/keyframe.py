@@ -1,4 +1,4 @@
-"""Key-frame classifier metrics: CAG-VLM's three figures of merit, accuracy, CIs, a figure.
+"""Key-frame classifier metrics: CAG-VLM's three figures of merit, accuracy, CIs.
 
 CAG-VLM reports one six-class confusion matrix and three weighted F1 scores read from it:
 six-class (laterality x quality), laterality (LCA vs RCA, whatever the quality) and key frame
@@ -10,20 +10,13 @@ groups are given, over videos/patients (frames of one video are not independent)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
+from angioscribe.evaluate.confusion import confusion
 from angioscribe.keyframes.classes import CLASSES, KEYFRAME_CLASSES, LATERALITIES
 
 N_CLASSES = len(CLASSES)
-
-
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """(true, predicted) count matrix."""
-    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return matrix
 
 
 def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
@@ -88,41 +81,3 @@ def keyframe_report(
                         "ci_high": interval.high, "ci_unit": unit}
     report["n"] = {"value": float(len(true))}
     return report
-
-
-def plot_confusion(y_true: Sequence[int], y_pred: Sequence[int], path: str | Path,
-                   title: str = "Key-frame classifier",
-                   labels: Sequence[str] = CLASSES) -> Path:
-    """Confusion matrix as a PNG, counts and row-normalised shading (CAG-VLM Fig. 4 for the
-    six key-frame classes; any label list, e.g. segments, works the same)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(labels)
-    matrix = confusion(np.asarray(y_true), np.asarray(y_pred), n)
-    rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    size = max(1.0, n / N_CLASSES)
-    figure, axes = plt.subplots(figsize=(6.4 * size ** 0.6, 5.4 * size ** 0.6), dpi=120)
-    image = axes.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    small = n <= N_CLASSES  # a large matrix shows only its non-zero counts, smaller
-    for i in range(n):
-        for j in range(n):
-            if small or matrix[i, j]:
-                axes.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                          color="white" if rows[i, j] > 0.5 else "black",
-                          fontsize=9 if small else 6)
-    axes.set_xticks(range(n), labels, rotation=35 if small else 90,
-                    ha="right" if small else "center")
-    axes.set_yticks(range(n), labels)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.set_title(title)
-    figure.colorbar(image, ax=axes, label="fraction of true class")
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path

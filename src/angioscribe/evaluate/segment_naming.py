@@ -22,7 +22,7 @@ import numpy as np
 from angioscribe.anatomy import ARCADE_STENOSIS_ID, SEGMENTS, segment_by_arcade_id
 from angioscribe.anatomy import segment as segment_by_number
 from angioscribe.data.arcade import ArcadeImage
-from angioscribe.evaluate.keyframe import plot_confusion
+from angioscribe.evaluate.confusion import plot_confusion
 from angioscribe.findings import frame_findings
 from angioscribe.models.segmenter import Segmenter
 from angioscribe.progress import progress
@@ -114,6 +114,5 @@ def plot_naming_confusion(named: Sequence[NamedLesion], path: str | Path) -> Pat
     labels = [*SEGMENTS, "none"]
     index = {number: i for i, number in enumerate(labels)}
     return plot_confusion([index[n.truth] for n in named],
-                          [index[n.named or "none"] for n in named], path,
-                          title="Lesion segment naming (ARCADE val pseudo-lesions)",
-                          labels=labels)
+                          [index[n.named or "none"] for n in named], labels, path,
+                          title="Lesion segment naming (ARCADE val pseudo-lesions)")

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from angioscribe.evaluate.keyframe import keyframe_report, plot_confusion
+from angioscribe.evaluate.confusion import plot_confusion
+from angioscribe.evaluate.keyframe import keyframe_report
+from angioscribe.keyframes.classes import CLASSES
 from angioscribe.keyframes.classify import KeyframeClassifier, predict_dataset
 from angioscribe.keyframes.dataset import (
     KeyframeDataset,
@@ -57,7 +59,7 @@ def evaluate_classifier(classifier: KeyframeClassifier, sets: dict[str, list[Lab
         predicted = predict_dataset(classifier.model, dataset).argmax(1)
         true = np.array([frame.target for frame in frames])
         groups = [frame.group for frame in frames]
-        figure = plot_confusion(true, predicted, out_dir / f"confusion-{name}.png",
+        figure = plot_confusion(true, predicted, CLASSES, out_dir / f"confusion-{name}.png",
                                 title=f"{classifier.entry.name} on {name}")
         results["sets"][name] = {
             "data": describe(frames),
