@@ -11,7 +11,8 @@ import numpy as np
 SMALL_MATRIX = 6  # up to this many classes every cell shows its count; larger ones only non-zero
 
 
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+def confusion(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,
+              n_classes: int) -> np.ndarray:
     """(true, predicted) count matrix."""
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
@@ -28,7 +29,7 @@ def plot_confusion(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequenc
     import matplotlib.pyplot as plt
 
     n = len(labels)
-    matrix = confusion(np.asarray(y_true), np.asarray(y_pred), n)
+    matrix = confusion(y_true, y_pred, n)
     rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     scale = max(1.0, n / SMALL_MATRIX) ** 0.6
     figure, axes = plt.subplots(figsize=(6.4 * scale, 5.4 * scale), dpi=120)
