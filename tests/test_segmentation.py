@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from angioscribe.data.arcade import ArcadeAnnotation, ArcadeImage, load_arcade
+from angioscribe.errors import InputError
 from angioscribe.evaluate.arcade_metric import arcade_f1
 from angioscribe.findings import FrameFindings, frame_findings, plot_findings
 from angioscribe.models.registry import (
@@ -530,6 +531,30 @@ def test_segmentation_training_warm_starts_from_an_artifact(shared_data: Path,
     started = SegmentationTraining(config).model.state_dict()
     stored = create_model(str(artifact))[0].state_dict()
     assert all(torch.equal(started[key].half(), stored[key].half()) for key in stored)
+
+def test_extra_train_frames_join_training_with_their_coco_labels(shared_data: Path,
+                                                                 tmp_path: Path) -> None:
+    """Self-training: frames of the syntax task, stenosis-labelled by a COCO results file as
+    `angioscribe segment` writes it, are added to ARCADE train with masks from those polygons."""
+    frames = load_arcade(shared_data, "syntax", "val").images[:2]
+    lesion = Region(26, np.array([[100.0, 100.0], [140.0, 100.0], [140.0, 120.0], [100.0, 120.0]]),
+                    0.9, 800)
+    pseudo = coco_results([{"id": i.image_id, "file_name": i.file_name, "width": i.width,
+                            "height": i.height} for i in frames], [[lesion], []])
+    (tmp_path / "pseudo.json").write_text(json.dumps(pseudo))
+    source = {"images": str(frames[0].path.parent), "annotations": str(tmp_path / "pseudo.json")}
+    config = TrainConfig(task="stenosis", model="stenosis-seg", data_root=str(shared_data),
+                         train_limit=2, val_limit=1, out_dir=str(tmp_path / "run"),
+                         extra_train=(source,))
+    training = SegmentationTraining(config)
+    masks = training.train_set.masks
+    assert len(masks) == 4
+    assert masks[2][105:115, 105:135].all() and masks[2].sum() < 1000 and not masks[3].any()
+    assert np.array_equal(training.train_set.frames[2], frames[0].load())
+    broken = replace(config, extra_train=({"images": source["images"]},))
+    with pytest.raises(InputError, match="extra_train entry 1.*annotations"):
+        SegmentationTraining(broken)
+
 
 def test_a_syntax_artifact_starts_a_stenosis_model_with_all_but_its_head(
         tmp_path: Path) -> None:

@@ -201,6 +201,15 @@ def load_arcade(root: str | Path, task: Task, split: str) -> ArcadeSplit:
     return ArcadeSplit(task, split, images, categories, coco, annotations_path)
 
 
+def load_coco_images(images_dir: str | Path, annotations_path: str | Path) -> list[ArcadeImage]:
+    """Frames of any folder with their labels from any COCO file in ARCADE's categories, e.g.
+    pseudo-labels that `angioscribe segment` wrote for unlabelled frames."""
+    images_dir, annotations_path = Path(images_dir), Path(annotations_path)
+    if not images_dir.is_dir():
+        raise InputError(images_dir, "no such image folder")
+    return _images(read_coco(annotations_path), images_dir, annotations_path)
+
+
 def _split_dir(root: Path, task: str, split: str) -> Path | None:
     candidates = [root / task / split]
     if (task, split) in _CHALLENGE_SPLIT_DIRS:

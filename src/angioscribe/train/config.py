@@ -21,6 +21,10 @@ class TrainConfig:
     `foreground_focus` is the share of segmentation crops centred near a labelled pixel.
     `lesion_gap` (stenosis) trains on masks with background between touching lesions, so
     adjacent annotations come out as separate polygons (`ArcadeImage.mask`).
+    `extra_train` adds frames outside ARCADE's split to the training set, each entry a
+    mapping with `images` (a folder) and `annotations` (a COCO file naming those frames): e.g.
+    the stenosis pseudo-labels `angioscribe segment` writes for the syntax task's frames, which
+    carry no stenosis labels of their own (self-training). Validation stays ARCADE val.
     `sim_dir` adds simulated studies (`angioscribe sim dataset`) as a key-frame data source:
     the first `sim_studies` of them (by study id; all if None), of which the last
     `sim_val_studies` are validation studies, so a split never cuts through a study.
@@ -41,6 +45,7 @@ class TrainConfig:
     crop_size: int = 288
     foreground_focus: float = 0.0
     lesion_gap: int = 0
+    extra_train: tuple[dict[str, str], ...] = ()
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
@@ -82,6 +87,8 @@ def load_config(task: str, path: str | Path | None = None, **overrides: Any) -> 
     unknown = sorted(set(values) - known)
     if unknown:
         raise InputError(path or "overrides", f"unknown config keys: {', '.join(unknown)}")
+    if "extra_train" in values:  # a YAML list; the frozen config keeps a tuple
+        values["extra_train"] = tuple(values["extra_train"] or ())
     config = replace(TASK_DEFAULTS[task], **values)
     if config.task != task:
         raise InputError(path or task, f"config is for task {config.task!r}, not {task!r}")

@@ -22,7 +22,8 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from angioscribe.data.arcade import ArcadeImage, load_arcade
+from angioscribe.data.arcade import ArcadeImage, load_arcade, load_coco_images
+from angioscribe.errors import InputError
 from angioscribe.evaluate.arcade_breakdown import arcade_breakdown, plot_breakdown
 from angioscribe.evaluate.arcade_metric import arcade_f1
 from angioscribe.evaluate.bootstrap import bootstrap_ci
@@ -90,11 +91,34 @@ def read_split(
 ) -> tuple[list[ArcadeImage], list[np.ndarray], list[np.ndarray]]:
     """ARCADE images of one split with their frames and label maps, loaded once into memory."""
     images = load_arcade(config.data_root, config.task, split).images[:limit]
+    frames, masks = frames_and_masks(config, images, f"{config.task}/{split}")
+    return images, frames, masks
+
+
+def read_extra_train(config: TrainConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frames and label maps of the config's `extra_train` sets (e.g. pseudo-labels)."""
+    frames: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    for number, source in enumerate(config.extra_train, 1):
+        if not isinstance(source, dict) or {"images", "annotations"} - set(source):
+            raise InputError(f"extra_train entry {number}",
+                             f"needs 'images' (a folder) and 'annotations' (a COCO file), "
+                             f"got {source!r}")
+        images = load_coco_images(source["images"], source["annotations"])
+        more_frames, more_masks = frames_and_masks(config, images, Path(source["annotations"]).name)
+        frames += more_frames
+        masks += more_masks
+    return frames, masks
+
+
+def frames_and_masks(config: TrainConfig, images: list[ArcadeImage],
+                     what: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each image's frame and its label map for the config's task, with progress."""
     frames, masks = [], []
-    for image in tqdm(images, desc=f"loading {config.task}/{split}", mininterval=10):
+    for image in tqdm(images, desc=f"loading {what}", mininterval=10):
         frames.append(image.load())
         masks.append(image.mask(config.task, lesion_gap=config.lesion_gap))
-    return images, frames, masks
+    return frames, masks
 
 
 class SegmentationTraining:
@@ -105,6 +129,8 @@ class SegmentationTraining:
         self.entry = training_entry(config)
         self.model = starting_model(self.entry, config.init_from)
         _, frames, masks = read_split(config, "train", config.train_limit)
+        extra_frames, extra_masks = read_extra_train(config)
+        frames, masks = frames + extra_frames, masks + extra_masks
         self.val_images, self.val_frames, _ = read_split(config, "val", config.val_limit)
         augment = XrayAugment(crop=config.crop_size,
                               flips=bool(self.entry.config.get("flip_invariant")),
@@ -200,9 +226,9 @@ def model_card(report: dict[str, Any], entry: ModelEntry) -> str:
 {entry.description}
 
 ## Data
-Trained on ARCADE `{task}` train ({report["train_images"]} images), model and post-processing
-selected on ARCADE `{task}` val ({report["val_images"]} images); the ARCADE test split was never
-used.
+Trained on ARCADE `{task}` train ({report["train_images"]} images){_extra_words(config)},
+model and post-processing selected on ARCADE `{task}` val ({report["val_images"]} images); the
+ARCADE test split was never used.
 
 ARCADE: Popov et al., "Dataset for Automatic Region-based Coronary Artery Disease Diagnostics
 Using X-Ray Angiography Images", Scientific Data 11:20 (2024); MICCAI 2023 ARCADE challenge.
@@ -267,6 +293,13 @@ def _start_line(config: dict[str, Any], entry: ModelEntry) -> str:
             f"every layer but the class head ({len(earlier.labels)} classes there, "
             f"{len(entry.labels)} here, freshly initialised) carried over (its card is under "
             "*Earlier stage*).")
+
+
+def _extra_words(config: dict[str, Any]) -> str:
+    """The frames added to ARCADE train, as the config names them (`extra_train`)."""
+    sources = config.get("extra_train") or ()
+    named = ", ".join(f"`{s['images']}` labelled by `{s['annotations']}`" for s in sources)
+    return f" and the frames of {named}" if named else ""
 
 
 def _gap_words(config: dict[str, Any]) -> str:
