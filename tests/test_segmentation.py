@@ -349,6 +349,11 @@ def test_card_calls_weights_interim_only_while_the_run_is_unfinished() -> None:
     assert "Interim" not in finished
     assert "stopped after 16 of 18 epochs" in stopped
     assert "Started from the ImageNet encoder" in finished and "Earlier stage" not in finished
+    assert "train (1000 images)," in finished
+    pseudo = {"images": "syntax/train/images", "annotations": "pseudo.json"}
+    selftrained = model_card({**report, "config": {**config, "extra_train": [pseudo]},
+                              "val_f1_by_epoch": {}}, get_entry("stenosis-seg"))
+    assert "and the frames of `syntax/train/images` labelled by `pseudo.json`," in selftrained
 
 
 # --- findings ---------------------------------------------------------------------------------
@@ -498,6 +503,27 @@ def test_foreground_focus_puts_a_small_lesion_into_the_crops() -> None:
     no_lesion = XrayAugment(crop=128, foreground_focus=1.0)(image, np.zeros_like(mask),
                                                             np.random.default_rng(0))
     assert no_lesion[1].shape == (128, 128)
+
+
+def test_crops_only_keeps_the_grey_values_and_geometry_of_the_frame() -> None:
+    """`augment: false`: a crop of a ramp stays a ramp of slope 1 in every row (no rotation,
+    scale, exposure or noise); the full augmentation changes it."""
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (256, 1))
+    mask = (ramp > 100).astype(np.uint8)
+    for seed in range(5):
+        image, crop_mask = XrayAugment.crops_only(64, flips=False, foreground_focus=0.0)(
+            ramp, mask, np.random.default_rng(seed))
+        assert (image == image[0]).all() and (np.diff(image[0].astype(int)) == 1).all()
+        assert np.array_equal(crop_mask, (image > 100).astype(np.uint8))
+    jittered, _ = XrayAugment(crop=64)(ramp, mask, np.random.default_rng(0))
+    assert not (np.diff(jittered[0].astype(int)) == 1).all()
+
+
+def test_augment_false_trains_on_plain_crops(shared_data: Path, tmp_path: Path) -> None:
+    config = load_config("stenosis", None, augment=False, data_root=str(shared_data),
+                         train_limit=1, val_limit=1, crop_size=96, out_dir=str(tmp_path))
+    augment = SegmentationTraining(config).train_set.augment
+    assert augment == XrayAugment.crops_only(96, flips=True, foreground_focus=0.0)
 
 
 def test_a_few_training_steps_on_real_arcade_images_lower_the_loss(shared_data: Path) -> None:

@@ -35,6 +35,14 @@ class XrayAugment:
     flips: bool = False
     foreground_focus: float = 0.0
 
+    @classmethod
+    def crops_only(cls, crop: int, flips: bool, foreground_focus: float) -> XrayAugment:
+        """Random crops (and flips where labels allow) with no geometry or exposure jitter: a
+        closing stage that fits the labels as drawn once the network has learnt robustness."""
+        return cls(crop=crop, rotate_degrees=0.0, scale_range=(1.0, 1.0), gamma_range=(1.0, 1.0),
+                   contrast_range=(1.0, 1.0), brightness=0.0, blur_probability=0.0,
+                   noise_max=0.0, flips=flips, foreground_focus=foreground_focus)
+
     def __call__(
         self, image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray | None]:

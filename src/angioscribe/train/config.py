@@ -21,6 +21,8 @@ class TrainConfig:
     `foreground_focus` is the share of segmentation crops centred near a labelled pixel.
     `lesion_gap` (stenosis) trains on masks with background between touching lesions, so
     adjacent annotations come out as separate polygons (`ArcadeImage.mask`).
+    `augment: false` trains segmentation on plain crops (and flips where labels allow), without
+    the X-ray geometry and exposure jitter (`XrayAugment.crops_only`).
     `extra_train` adds frames outside ARCADE's split to the training set, each entry a
     mapping with `images` (a folder) and `annotations` (a COCO file naming those frames): e.g.
     the stenosis pseudo-labels `angioscribe segment` writes for the syntax task's frames, which
@@ -45,6 +47,7 @@ class TrainConfig:
     crop_size: int = 288
     foreground_focus: float = 0.0
     lesion_gap: int = 0
+    augment: bool = True
     extra_train: tuple[dict[str, str], ...] = ()
     lr: float = 1e-3
     weight_decay: float = 1e-4

@@ -132,9 +132,10 @@ class SegmentationTraining:
         extra_frames, extra_masks = read_extra_train(config)
         frames, masks = frames + extra_frames, masks + extra_masks
         self.val_images, self.val_frames, _ = read_split(config, "val", config.val_limit)
-        augment = XrayAugment(crop=config.crop_size,
-                              flips=bool(self.entry.config.get("flip_invariant")),
-                              foreground_focus=config.foreground_focus)
+        make_augment = XrayAugment if config.augment else XrayAugment.crops_only
+        augment = make_augment(crop=config.crop_size,
+                               flips=bool(self.entry.config.get("flip_invariant")),
+                               foreground_focus=config.foreground_focus)
         self.train_set = CropDataset(frames, masks, augment, self.entry.preprocess, config.seed)
         counts = np.bincount(np.concatenate([m.ravel() for m in masks]),
                              minlength=int(self.entry.config["num_classes"]))
