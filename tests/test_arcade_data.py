@@ -134,6 +134,11 @@ def test_lesion_gap_separates_touching_lesions_only(tmp_path: Path):
     assert lost[11:].sum() == 0  # the lesion 2 px away keeps every pixel
     with pytest.raises(ValueError, match="stenosis masks only"):
         image.mask("syntax", lesion_gap=2)
+    numbered = image.mask("stenosis", numbered=True)
+    assert numbered[7, 4] == 1 and numbered[7, 16] == 2 and numbered[16, 4] == 3
+    assert np.array_equal(numbered > 0, plain > 0)
+    with pytest.raises(ValueError, match="stenosis masks only"):
+        image.mask("syntax", numbered=True)
 
 
 def _write_split(split_dir: Path, json_name: str, files: dict[str, str], task: str) -> None:

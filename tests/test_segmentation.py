@@ -40,8 +40,13 @@ from angioscribe.regions import (
 from angioscribe.train.augment import XrayAugment
 from angioscribe.train.config import TrainConfig, load_config
 from angioscribe.train.loop import LAST_CHECKPOINT, fit
-from angioscribe.train.losses import DiceCELoss
-from angioscribe.train.segmentation import SegmentationTraining, model_card
+from angioscribe.train.losses import (
+    DiceCELoss,
+    LesionDiceCELoss,
+    lesion_dice_loss,
+    soft_dice_loss,
+)
+from angioscribe.train.segmentation import SegmentationTraining, model_card, segmentation_loss
 from angioscribe.train.thresholds import tune_stenosis_rules, tune_syntax
 
 torch.set_num_threads(2)
@@ -524,6 +529,43 @@ def test_augment_false_trains_on_plain_crops(shared_data: Path, tmp_path: Path) 
                          train_limit=1, val_limit=1, crop_size=96, out_dir=str(tmp_path))
     augment = SegmentationTraining(config).train_set.augment
     assert augment == XrayAugment.crops_only(96, flips=True, foreground_focus=0.0)
+
+
+def lesion_logits(painted: np.ndarray) -> torch.Tensor:
+    """Confident two-class logits: lesion where `painted`, background elsewhere."""
+    lesion = torch.from_numpy(painted).float() * 16 - 8
+    return torch.stack([-lesion, lesion])[None]
+
+
+def test_lesion_dice_scores_each_lesion_as_the_metric_does() -> None:
+    """A missed short lesion costs as much as a missed long one (the batch Dice barely notices
+    it); paint along the vessel beside a lesion costs; adjacent lesions painted exactly do not."""
+    target = np.zeros((96, 96), np.int64)
+    target[10:20, 5:85] = 1    # a long lesion
+    target[50:56, 20:26] = 2   # a short one
+    truth = torch.from_numpy(target)[None]
+    exact = lesion_logits(target > 0)
+    assert lesion_dice_loss(exact, truth, reach=16).item() < 1e-3
+    miss_short, miss_long = lesion_logits(target == 1), lesion_logits(target == 2)
+    per_lesion = [lesion_dice_loss(x, truth, reach=16).item() for x in (miss_short, miss_long)]
+    assert per_lesion == pytest.approx([0.5, 0.5], abs=0.02)  # soft Dice smoothing
+    binary = (truth > 0).long()
+    assert soft_dice_loss(miss_short, binary).item() < 0.05 < soft_dice_loss(miss_long,
+                                                                             binary).item()
+    longer = target > 0
+    longer[50:56, 26:40] = True  # the short lesion painted on along its vessel
+    assert lesion_dice_loss(lesion_logits(longer), truth, reach=16).item() > 0.2
+    adjacent = np.zeros((64, 64), np.int64)
+    adjacent[20:26, 10:30], adjacent[20:26, 30:50] = 1, 2
+    assert lesion_dice_loss(lesion_logits(adjacent > 0), torch.from_numpy(adjacent)[None],
+                            reach=16).item() < 1e-3
+
+
+def test_lesion_dice_config_trains_on_numbered_masks() -> None:
+    masks = [np.array([[0, 1], [2, 0]], np.uint8)]
+    config = TrainConfig(task="stenosis", model="stenosis-seg", lesion_dice=True)
+    assert isinstance(segmentation_loss(config, masks, 2), LesionDiceCELoss)
+    assert isinstance(segmentation_loss(replace(config, lesion_dice=False), masks, 2), DiceCELoss)
 
 
 def test_a_few_training_steps_on_real_arcade_images_lower_the_loss(shared_data: Path) -> None:

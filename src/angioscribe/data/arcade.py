@@ -107,7 +107,8 @@ class ArcadeImage:
         except OSError as error:
             raise InputError(self.path, f"cannot read image: {error}") from error
 
-    def mask(self, kind: Task = "syntax", lesion_gap: int = 0) -> np.ndarray:
+    def mask(self, kind: Task = "syntax", lesion_gap: int = 0,
+             numbered: bool = False) -> np.ndarray:
         """Rasterised annotations, (H, W) uint8.
 
         `syntax`: a label map, 0 background, otherwise the ARCADE category id (1..25); where
@@ -120,14 +121,17 @@ class ArcadeImage:
         pixels of each other. Annotators often split one diseased stretch into adjacent
         polygons, and the metric scores each lesion as its own polygon: a network trained on the
         plain union paints them as one blob, one trained with the gap learns to cut it.
+
+        `numbered` (stenosis only) gives each lesion its own value, 1..K in file order, for a
+        loss scored per lesion as the metric scores it.
         """
         if kind not in TASKS:
             raise ValueError(f"mask kind must be one of {TASKS}, got {kind!r}")
-        if lesion_gap and kind != "stenosis":
-            raise ValueError("lesion_gap applies to stenosis masks only")
+        if (lesion_gap or numbered) and kind != "stenosis":
+            raise ValueError("lesion_gap and numbered apply to stenosis masks only")
         chosen = [annotation for annotation in self.annotations
                   if annotation.is_stenosis == (kind == "stenosis")]
-        mask = self._rasterise(chosen, kind)
+        mask = self._rasterise(chosen, kind, numbered)
         if lesion_gap and len(chosen) > 1:
             reach = np.ones((2 * lesion_gap + 1,) * 2, bool)
             near = sum(ndimage.binary_dilation(self._rasterise([lesion], kind) > 0, reach)
@@ -135,12 +139,16 @@ class ArcadeImage:
             mask[near >= 2] = 0
         return mask
 
-    def _rasterise(self, annotations: list[ArcadeAnnotation], kind: Task) -> np.ndarray:
+    def _rasterise(self, annotations: list[ArcadeAnnotation], kind: Task,
+                   numbered: bool = False) -> np.ndarray:
         """The annotations drawn in order onto one canvas (later ones over earlier ones)."""
         canvas = Image.new("L", (self.width, self.height), 0)
         draw = ImageDraw.Draw(canvas)
-        for annotation in annotations:
-            value = 1 if kind == "stenosis" else annotation.category_id
+        for number, annotation in enumerate(annotations, 1):
+            if kind == "syntax":
+                value = annotation.category_id
+            else:
+                value = number if numbered else 1
             for polygon in annotation.polygons:
                 draw.polygon([tuple(point) for point in polygon.tolist()], fill=value)
         return np.array(canvas)

@@ -21,6 +21,8 @@ class TrainConfig:
     `foreground_focus` is the share of segmentation crops centred near a labelled pixel.
     `lesion_gap` (stenosis) trains on masks with background between touching lesions, so
     adjacent annotations come out as separate polygons (`ArcadeImage.mask`).
+    `lesion_dice` (stenosis) scores the Dice term per annotated lesion, as the metric does,
+    instead of over the batch (`LesionDiceCELoss`).
     `augment: false` trains segmentation on plain crops (and flips where labels allow), without
     the X-ray geometry and exposure jitter (`XrayAugment.crops_only`).
     `extra_train` adds frames outside ARCADE's split to the training set, each entry a
@@ -48,6 +50,7 @@ class TrainConfig:
     foreground_focus: float = 0.0
     lesion_gap: int = 0
     augment: bool = True
+    lesion_dice: bool = False
     extra_train: tuple[dict[str, str], ...] = ()
     lr: float = 1e-3
     weight_decay: float = 1e-4

@@ -67,3 +67,46 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
     if not present.any():
         return logits.sum() * 0.0
     return 1.0 - dice[present].mean()
+
+
+class LesionDiceCELoss(nn.Module):
+    """Cross-entropy (lesion vs background) + (1 - soft Dice of each annotated lesion), for a
+    target that numbers the lesions (`ArcadeImage.mask(..., numbered=True)`).
+
+    The ARCADE stenosis metric scores every lesion by its own Dice, so a short lesion counts as
+    much as a long one; a Dice over the batch is ruled by the long ones. Each lesion is scored
+    against the predicted probability within `reach` px of it: the excess painted along the
+    vessel beside a lesion is its false positive, as in the metric's polygon F1; a neighbouring
+    lesion's pixels are left out of that reach, since painting them is right.
+    """
+
+    def __init__(self, weights: torch.Tensor | None = None, dice_weight: float = 1.0,
+                 reach: int = 16) -> None:
+        super().__init__()
+        self.register_buffer("weights", weights if weights is not None else torch.empty(0))
+        self.dice_weight, self.reach = dice_weight, reach
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weight = self.weights if self.weights.numel() else None
+        cross_entropy = F.cross_entropy(logits.float(), (target > 0).long(), weight=weight)
+        if self.dice_weight == 0:
+            return cross_entropy
+        return cross_entropy + self.dice_weight * lesion_dice_loss(logits, target, self.reach)
+
+
+def lesion_dice_loss(logits: torch.Tensor, target: torch.Tensor, reach: int,
+                     eps: float = 1.0) -> torch.Tensor:
+    """1 - mean soft Dice over the numbered lesions of each image (0 if there are none)."""
+    lesion_probability = logits.float().softmax(dim=1)[:, 1]
+    scores = []
+    for image, numbers in enumerate(target):
+        for number in [n for n in numbers.unique().tolist() if n > 0]:
+            lesion = (numbers == number).float()
+            around = F.max_pool2d(lesion[None, None], 2 * reach + 1, stride=1,
+                                  padding=reach)[0, 0] * ((numbers == 0) | (numbers == number))
+            predicted = lesion_probability[image]
+            overlap = (predicted * lesion).sum()
+            scores.append((2 * overlap + eps) / ((predicted * around).sum() + lesion.sum() + eps))
+    if not scores:
+        return logits.sum() * 0.0
+    return 1.0 - torch.stack(scores).mean()

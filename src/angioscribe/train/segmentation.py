@@ -47,7 +47,7 @@ from angioscribe.regions import (
 from angioscribe.train.augment import XrayAugment
 from angioscribe.train.config import TrainConfig
 from angioscribe.train.loop import BEST_CHECKPOINT, load_model_weights
-from angioscribe.train.losses import DiceCELoss, class_weights
+from angioscribe.train.losses import DiceCELoss, LesionDiceCELoss, class_weights
 from angioscribe.train.thresholds import (
     syntax_f1,
     tune_stenosis_rules,
@@ -75,6 +75,16 @@ class CropDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         image, mask = self.augment(self.frames[index], self.masks[index], rng)
         return self.preprocess(image), torch.from_numpy(mask.astype(np.int64))
+
+
+def segmentation_loss(config: TrainConfig, masks: list[np.ndarray], num_classes: int) -> nn.Module:
+    """Cross-entropy weighted by the training labels' class frequencies plus soft Dice: over the
+    batch per class, or (`lesion_dice`, masks numbering the lesions) per lesion."""
+    counts = np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=num_classes)
+    if config.lesion_dice:
+        weights = class_weights(np.array([counts[0], counts[1:].sum()]), config.class_weight_power)
+        return LesionDiceCELoss(weights, config.dice_weight)
+    return DiceCELoss(class_weights(counts, config.class_weight_power), config.dice_weight)
 
 
 def training_entry(config: TrainConfig) -> ModelEntry:
@@ -117,7 +127,8 @@ def frames_and_masks(config: TrainConfig, images: list[ArcadeImage],
     frames, masks = [], []
     for image in tqdm(images, desc=f"loading {what}", mininterval=10):
         frames.append(image.load())
-        masks.append(image.mask(config.task, lesion_gap=config.lesion_gap))
+        masks.append(image.mask(config.task, lesion_gap=config.lesion_gap,
+                                numbered=config.lesion_dice))
     return frames, masks
 
 
@@ -137,10 +148,7 @@ class SegmentationTraining:
                                flips=bool(self.entry.config.get("flip_invariant")),
                                foreground_focus=config.foreground_focus)
         self.train_set = CropDataset(frames, masks, augment, self.entry.preprocess, config.seed)
-        counts = np.bincount(np.concatenate([m.ravel() for m in masks]),
-                             minlength=int(self.entry.config["num_classes"]))
-        self.criterion = DiceCELoss(class_weights(counts, config.class_weight_power),
-                                    config.dice_weight)
+        self.criterion = segmentation_loss(config, masks, int(self.entry.config["num_classes"]))
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         images, targets = batch
