@@ -40,12 +40,7 @@ from angioscribe.regions import (
 from angioscribe.train.augment import XrayAugment
 from angioscribe.train.config import TrainConfig, load_config
 from angioscribe.train.loop import LAST_CHECKPOINT, fit
-from angioscribe.train.losses import (
-    DiceCELoss,
-    LesionDiceCELoss,
-    lesion_dice_loss,
-    soft_dice_loss,
-)
+from angioscribe.train.losses import DiceCELoss, lesion_dice_loss, soft_dice_loss
 from angioscribe.train.segmentation import SegmentationTraining, model_card, segmentation_loss
 from angioscribe.train.thresholds import tune_stenosis_rules, tune_syntax
 
@@ -359,6 +354,14 @@ def test_card_calls_weights_interim_only_while_the_run_is_unfinished() -> None:
     selftrained = model_card({**report, "config": {**config, "extra_train": [pseudo]},
                               "val_f1_by_epoch": {}}, get_entry("stenosis-seg"))
     assert "and the frames of `syntax/train/images` labelled by `pseudo.json`," in selftrained
+    assert "+ soft Dice." in finished and "soft Dice per annotated lesion" not in finished
+    per_lesion = model_card({**report, "config": {**config, "lesion_dice": True},
+                             "val_f1_by_epoch": {}}, get_entry("stenosis-seg"))
+    assert "+ soft Dice per annotated lesion (within 16 px of it)." in per_lesion
+    assert "X-ray augmentation (rotation" in per_lesion and "; no flips)" in finished
+    plain = model_card({**report, "config": {**config, "augment": False},
+                        "val_f1_by_epoch": {}}, get_entry("stenosis-seg"))
+    assert "no augmentation but flips," in plain and "X-ray augmentation" not in plain
 
 
 # --- findings ---------------------------------------------------------------------------------
@@ -564,8 +567,11 @@ def test_lesion_dice_scores_each_lesion_as_the_metric_does() -> None:
 def test_lesion_dice_config_trains_on_numbered_masks() -> None:
     masks = [np.array([[0, 1], [2, 0]], np.uint8)]
     config = TrainConfig(task="stenosis", model="stenosis-seg", lesion_dice=True)
-    assert isinstance(segmentation_loss(config, masks, 2), LesionDiceCELoss)
-    assert isinstance(segmentation_loss(replace(config, lesion_dice=False), masks, 2), DiceCELoss)
+    assert segmentation_loss(config, masks, 2).lesion_reach == 16
+    assert segmentation_loss(replace(config, lesion_dice=False), masks, 2).lesion_reach is None
+    target = torch.from_numpy(masks[0].astype(np.int64))[None]
+    exact = lesion_logits(masks[0] > 0)
+    assert segmentation_loss(config, masks, 2)(exact, target).item() < 0.01
 
 
 def test_a_few_training_steps_on_real_arcade_images_lower_the_loss(shared_data: Path) -> None:

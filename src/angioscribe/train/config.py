@@ -22,7 +22,7 @@ class TrainConfig:
     `lesion_gap` (stenosis) trains on masks with background between touching lesions, so
     adjacent annotations come out as separate polygons (`ArcadeImage.mask`).
     `lesion_dice` (stenosis) scores the Dice term per annotated lesion, as the metric does,
-    instead of over the batch (`LesionDiceCELoss`).
+    instead of over the batch (`DiceCELoss(lesion_reach=...)`, `lesion_dice_loss`).
     `augment: false` trains segmentation on plain crops (and flips where labels allow), without
     the X-ray geometry and exposure jitter (`XrayAugment.crops_only`).
     `extra_train` adds frames outside ARCADE's split to the training set, each entry a

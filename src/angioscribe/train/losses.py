@@ -32,19 +32,27 @@ class DiceCELoss(nn.Module):
 
     Classes absent from the batch's target are left out of the Dice mean: their Dice would be
     0 or 1 by accident, and the cross-entropy already punishes predicting them.
+
+    With `lesion_reach` the target numbers lesions (`ArcadeImage.mask(..., numbered=True)`):
+    the cross-entropy is lesion vs background and the Dice is scored per lesion
+    (`lesion_dice_loss`), as the ARCADE stenosis metric scores them.
     """
 
-    def __init__(self, weights: torch.Tensor | None = None, dice_weight: float = 1.0) -> None:
+    def __init__(self, weights: torch.Tensor | None = None, dice_weight: float = 1.0,
+                 lesion_reach: int | None = None) -> None:
         super().__init__()
         self.register_buffer("weights", weights if weights is not None else torch.empty(0))
-        self.dice_weight = dice_weight
+        self.dice_weight, self.lesion_reach = dice_weight, lesion_reach
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         weight = self.weights if self.weights.numel() else None
-        cross_entropy = F.cross_entropy(logits.float(), target, weight=weight)
+        classes = target if self.lesion_reach is None else (target > 0).long()
+        cross_entropy = F.cross_entropy(logits.float(), classes, weight=weight)
         if self.dice_weight == 0:
             return cross_entropy
-        return cross_entropy + self.dice_weight * soft_dice_loss(logits, target)
+        dice = (soft_dice_loss(logits, target) if self.lesion_reach is None
+                else lesion_dice_loss(logits, target, self.lesion_reach))
+        return cross_entropy + self.dice_weight * dice
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -69,34 +77,16 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
     return 1.0 - dice[present].mean()
 
 
-class LesionDiceCELoss(nn.Module):
-    """Cross-entropy (lesion vs background) + (1 - soft Dice of each annotated lesion), for a
-    target that numbers the lesions (`ArcadeImage.mask(..., numbered=True)`).
-
-    The ARCADE stenosis metric scores every lesion by its own Dice, so a short lesion counts as
-    much as a long one; a Dice over the batch is ruled by the long ones. Each lesion is scored
-    against the predicted probability within `reach` px of it: the excess painted along the
-    vessel beside a lesion is its false positive, as in the metric's polygon F1; a neighbouring
-    lesion's pixels are left out of that reach, since painting them is right.
-    """
-
-    def __init__(self, weights: torch.Tensor | None = None, dice_weight: float = 1.0,
-                 reach: int = 16) -> None:
-        super().__init__()
-        self.register_buffer("weights", weights if weights is not None else torch.empty(0))
-        self.dice_weight, self.reach = dice_weight, reach
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        weight = self.weights if self.weights.numel() else None
-        cross_entropy = F.cross_entropy(logits.float(), (target > 0).long(), weight=weight)
-        if self.dice_weight == 0:
-            return cross_entropy
-        return cross_entropy + self.dice_weight * lesion_dice_loss(logits, target, self.reach)
-
-
 def lesion_dice_loss(logits: torch.Tensor, target: torch.Tensor, reach: int,
                      eps: float = 1.0) -> torch.Tensor:
-    """1 - mean soft Dice over the numbered lesions of each image (0 if there are none)."""
+    """1 - mean soft Dice over the numbered lesions of each image (0 if there are none).
+
+    The metric scores every lesion by its own Dice, so a short lesion counts as much as a long
+    one; a Dice over the batch is ruled by the long ones. Each lesion is scored against the
+    predicted probability within `reach` px of it: paint along the vessel beside a lesion is its
+    false positive, as in the metric's polygon F1; a neighbouring lesion's pixels are left out
+    of that reach, since painting them is right.
+    """
     lesion_probability = logits.float().softmax(dim=1)[:, 1]
     scores = []
     for image, numbers in enumerate(target):

@@ -47,7 +47,7 @@ from angioscribe.regions import (
 from angioscribe.train.augment import XrayAugment
 from angioscribe.train.config import TrainConfig
 from angioscribe.train.loop import BEST_CHECKPOINT, load_model_weights
-from angioscribe.train.losses import DiceCELoss, LesionDiceCELoss, class_weights
+from angioscribe.train.losses import DiceCELoss, class_weights
 from angioscribe.train.thresholds import (
     syntax_f1,
     tune_stenosis_rules,
@@ -77,14 +77,18 @@ class CropDataset(Dataset):
         return self.preprocess(image), torch.from_numpy(mask.astype(np.int64))
 
 
+# px around an annotated lesion in which predicted probability counts against it (lesion_dice)
+LESION_REACH = 16
+
+
 def segmentation_loss(config: TrainConfig, masks: list[np.ndarray], num_classes: int) -> nn.Module:
     """Cross-entropy weighted by the training labels' class frequencies plus soft Dice: over the
     batch per class, or (`lesion_dice`, masks numbering the lesions) per lesion."""
     counts = np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=num_classes)
     if config.lesion_dice:
-        weights = class_weights(np.array([counts[0], counts[1:].sum()]), config.class_weight_power)
-        return LesionDiceCELoss(weights, config.dice_weight)
-    return DiceCELoss(class_weights(counts, config.class_weight_power), config.dice_weight)
+        counts = np.array([counts[0], counts[1:].sum()])
+    return DiceCELoss(class_weights(counts, config.class_weight_power), config.dice_weight,
+                      lesion_reach=LESION_REACH if config.lesion_dice else None)
 
 
 def training_entry(config: TrainConfig) -> ModelEntry:
@@ -228,7 +232,6 @@ def model_card(report: dict[str, Any], entry: ModelEntry) -> str:
     config = report["config"]
     task = config["task"]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-    flips = ", flips" if entry.config.get("flip_invariant") else "; no flips"
     machine = f"{platform.machine()} CPU, {os.cpu_count()} cores ({platform.platform()})"
     return f"""# {entry.name}
 
@@ -256,8 +259,8 @@ derived from it and carry the same attribution.
 AdamW lr {config["lr"]}, weight decay {config["weight_decay"]}, {config["warmup_steps"]} warmup
 steps then cosine over {config["epochs"]} epochs, batch {config["batch_size"]} random
 {config["crop_size"]} px crops at full resolution ({config["foreground_focus"]:.0%} of them centred
-near a labelled pixel{_gap_words(config)}), X-ray augmentation (rotation, scale, gamma,
-contrast, brightness, blur, noise{flips}), {_cross_entropy_words(config)} + soft Dice.
+near a labelled pixel{_gap_words(config)}), {_augment_words(config, entry)},
+{_cross_entropy_words(config)} + {_dice_words(config)}.
 Checkpoint `{report["checkpoint"]}`: {report["epoch"]} of {config["epochs"]} epochs done
 (step {report["step"]}).
 
@@ -314,6 +317,20 @@ def _extra_words(config: dict[str, Any]) -> str:
 def _gap_words(config: dict[str, Any]) -> str:
     gap = config.get("lesion_gap", 0)
     return f"; {gap} px of background left between touching lesions" if gap else ""
+
+
+def _augment_words(config: dict[str, Any], entry: ModelEntry) -> str:
+    flips = bool(entry.config.get("flip_invariant"))
+    if not config.get("augment", True):
+        return "no augmentation but flips" if flips else "no augmentation"
+    return ("X-ray augmentation (rotation, scale, gamma, contrast, brightness, blur, noise"
+            f"{', flips' if flips else '; no flips'})")
+
+
+def _dice_words(config: dict[str, Any]) -> str:
+    if config.get("lesion_dice"):
+        return f"soft Dice per annotated lesion (within {LESION_REACH} px of it)"
+    return "soft Dice"
 
 
 def _cross_entropy_words(config: dict[str, Any]) -> str:
