@@ -87,16 +87,25 @@ def lesion_dice_loss(logits: torch.Tensor, target: torch.Tensor, reach: int,
     false positive, as in the metric's polygon F1; a neighbouring lesion's pixels are left out
     of that reach, since painting them is right.
     """
-    lesion_probability = logits.float().softmax(dim=1)[:, 1]
-    scores = []
-    for image, numbers in enumerate(target):
-        for number in [n for n in numbers.unique().tolist() if n > 0]:
-            lesion = (numbers == number).float()
-            around = F.max_pool2d(lesion[None, None], 2 * reach + 1, stride=1,
-                                  padding=reach)[0, 0] * ((numbers == 0) | (numbers == number))
-            predicted = lesion_probability[image]
-            overlap = (predicted * lesion).sum()
-            scores.append((2 * overlap + eps) / ((predicted * around).sum() + lesion.sum() + eps))
-    if not scores:
+    pairs = [(image, number) for image, numbers in enumerate(target)
+             for number in numbers.unique().tolist() if number > 0]
+    if not pairs:
         return logits.sum() * 0.0
-    return 1.0 - torch.stack(scores).mean()
+    images = torch.tensor([image for image, _ in pairs], device=target.device)
+    numbers = torch.tensor([number for _, number in pairs], device=target.device)
+    labels = target[images]  # (lesions, H, W): each lesion's image
+    lesions = labels == numbers[:, None, None]
+    around = dilate(lesions.float(), reach) * ((labels == 0) | lesions)
+    predicted = logits.float().softmax(dim=1)[images, 1]
+    overlap = (predicted * lesions).sum(dim=(1, 2))
+    dice = (2 * overlap + eps) / ((predicted * around).sum(dim=(1, 2))
+                                  + lesions.sum(dim=(1, 2)) + eps)
+    return 1.0 - dice.mean()
+
+
+def dilate(masks: torch.Tensor, reach: int) -> torch.Tensor:
+    """(N, H, W) 0/1 masks grown by `reach` px (a square), as two 1-D max-pools: the same result
+    as one (2 reach + 1)^2 pool at a fraction of its cost on a CPU."""
+    size = 2 * reach + 1
+    rows = F.max_pool2d(masks[:, None], (size, 1), stride=1, padding=(reach, 0))
+    return F.max_pool2d(rows, (1, size), stride=1, padding=(0, reach))[:, 0]

@@ -143,8 +143,8 @@ class SegmentationTraining:
         self.config = config
         self.entry = training_entry(config)
         self.model = starting_model(self.entry, config.init_from)
+        extra_frames, extra_masks = read_extra_train(config)  # first: a bad entry fails fast
         _, frames, masks = read_split(config, "train", config.train_limit)
-        extra_frames, extra_masks = read_extra_train(config)
         frames, masks = frames + extra_frames, masks + extra_masks
         self.val_images, self.val_frames, _ = read_split(config, "val", config.val_limit)
         make_augment = XrayAugment if config.augment else XrayAugment.crops_only
