@@ -17,6 +17,7 @@ from angioscribe.errors import InputError
 from angioscribe.evaluate.arcade_metric import arcade_f1
 from angioscribe.findings import FrameFindings, frame_findings, plot_findings
 from angioscribe.models.registry import (
+    Preprocess,
     WeightsMissingError,
     build_model,
     create_model,
@@ -41,7 +42,12 @@ from angioscribe.train.augment import XrayAugment
 from angioscribe.train.config import TrainConfig, load_config
 from angioscribe.train.loop import LAST_CHECKPOINT, fit
 from angioscribe.train.losses import DiceCELoss, lesion_dice_loss, soft_dice_loss
-from angioscribe.train.segmentation import SegmentationTraining, model_card, segmentation_loss
+from angioscribe.train.segmentation import (
+    SegmentationTraining,
+    model_card,
+    predict_probabilities,
+    segmentation_loss,
+)
 from angioscribe.train.thresholds import tune_stenosis_rules, tune_syntax
 
 torch.set_num_threads(2)
@@ -525,6 +531,37 @@ def test_crops_only_keeps_the_grey_values_and_geometry_of_the_frame() -> None:
         assert np.array_equal(crop_mask, (image > 100).astype(np.uint8))
     jittered, _ = XrayAugment(crop=64)(ramp, mask, np.random.default_rng(0))
     assert not (np.diff(jittered[0].astype(int)) == 1).all()
+
+
+def test_zoom_enlarges_frames_and_crops_and_maps_come_back_at_the_frame_size(
+        shared_data: Path, tmp_path: Path) -> None:
+    """`zoom`: the network sees a frame, and training crops, enlarged by the factor; the
+    segmenter (frozen or not) and the training evaluation return maps at the frame's size."""
+    frame = np.zeros((96, 80), np.uint8)
+    cv2.circle(frame, (40, 48), 6, 255, -1)
+    zoomed = Preprocess(zoom=1.5)
+    assert zoomed(frame).shape == (1, 144, 120) and Preprocess()(frame).shape == (1, 96, 80)
+    lesion_px = [int((XrayAugment.crops_only(64, False, 1.0, zoom=zoom)(
+        frame, (frame > 0).astype(np.uint8), np.random.default_rng(0))[1]).sum())
+        for zoom in (1.0, 2.0)]
+    assert lesion_px[1] == pytest.approx(4 * lesion_px[0], rel=0.1)
+    config = load_config("stenosis", None, zoom=1.5, data_root=str(shared_data), train_limit=1,
+                         val_limit=1, crop_size=96, out_dir=str(tmp_path))
+    training = SegmentationTraining(config)
+    assert training.entry.preprocess.zoom == 1.5 and training.train_set.augment.zoom == 1.5
+    assert training.train_set[0][0].shape == (1, 96, 96)  # crops are cut at the zoomed scale
+    model, entry = training.model, training.entry
+    val = training.val_frames[0]
+    (expected,) = predict_probabilities(model, entry.preprocess, [val])
+    assert expected.shape == (2, *val.shape)
+    for freeze in (True, False):
+        got = Segmenter(model, entry.preprocess, entry, freeze=freeze).probabilities(val)
+        assert got.shape == (2, *val.shape)
+        assert np.allclose(got, expected, atol=2e-3)  # float16 maps in training
+    card = model_card({"config": config.to_dict(), "epoch": 1, "step": 1, "train_images": 1,
+                       "val_images": 1, "val_f1": 0.4, "val_f1_ci95": [0.3, 0.5],
+                       "thresholds": {}, "checkpoint": "best.pt", "val_f1_by_epoch": {}}, entry)
+    assert "full frame enlarged 1.5x" in card
 
 
 def test_augment_false_trains_on_plain_crops(shared_data: Path, tmp_path: Path) -> None:

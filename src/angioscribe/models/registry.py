@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from angioscribe.errors import AngioscribeError
@@ -42,24 +43,41 @@ class Preprocess:
     """Turn a greyscale uint8 frame into the network's input tensor (C, H, W).
 
     `size` resizes to a square (classifiers); None keeps the frame size (segmenters, which must
-    see vessels at full resolution). `in_chans` 3 repeats the grey channel for RGB backbones.
+    see vessels at full resolution). `zoom` enlarges a segmenter's frame by that factor, so
+    the encoder's stride-2 stem sees narrow vessels over more pixels; `restore` brings its
+    maps back to the frame. `in_chans` 3 repeats the grey channel for RGB backbones.
     """
 
     mean: float = 0.5
     std: float = 0.5
     in_chans: int = 1
     size: int | None = None
+    zoom: float = 1.0
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         if image.ndim != 2:
             raise ValueError(f"expected a (H, W) greyscale frame, got shape {image.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0)[None, None]
+        x = self._grey(image)[None]
         if self.size is not None:
-            x = torch.nn.functional.interpolate(
-                x, size=(self.size, self.size), mode="bilinear", antialias=True
-            )
-        x = (x - self.mean) / self.std
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
+        elif self.zoom != 1.0:
+            x = F.interpolate(x, scale_factor=self.zoom, mode="bilinear", align_corners=False)
         return x[0].expand(self.in_chans, -1, -1).contiguous()
+
+    def normalise(self, image: np.ndarray) -> torch.Tensor:
+        """Scaled and centred at the image's own size: what training crops (already cut at the
+        network's scale) need."""
+        return self._grey(image).expand(self.in_chans, -1, -1).contiguous()
+
+    def _grey(self, image: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0)[None]
+        return (x - self.mean) / self.std
+
+    def restore(self, maps: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """(N, C, h, w) maps of a zoomed input resized back to the frame's (H, W)."""
+        if maps.shape[-2:] == tuple(shape[-2:]):
+            return maps
+        return F.interpolate(maps, size=tuple(shape[-2:]), mode="bilinear", align_corners=False)
 
 
 @dataclass(frozen=True)

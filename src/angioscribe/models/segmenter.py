@@ -190,7 +190,8 @@ class Segmenter:
         self.tta = tta and bool(entry.config.get("flip_invariant", False))
         self._probability_net: nn.Module = _ProbabilityNet(self.model)
         if freeze:
-            example = torch.zeros(1, preprocess.in_chans, tile or 512, tile or 512)
+            side = tile or round(512 * preprocess.zoom)
+            example = torch.zeros(1, preprocess.in_chans, side, side)
             self._probability_net = frozen_for_cpu(
                 self._probability_net, example.contiguous(memory_format=torch.channels_last))
 
@@ -204,7 +205,7 @@ class Segmenter:
         """(C, H, W) float32 softmax probabilities for a (H, W) uint8 frame."""
         x = self.preprocess(image)[None].to(memory_format=torch.channels_last)
         probabilities = self._tiled(x) if self.tile else self._flip_averaged(x)
-        return probabilities[0].numpy()
+        return self.preprocess.restore(probabilities, image.shape)[0].numpy()
 
     def regions(self, image: np.ndarray) -> list[Region]:
         """The frame's regions after the post-processing rules tuned for this model."""

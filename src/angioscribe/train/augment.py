@@ -22,7 +22,8 @@ class XrayAugment:
 
     `foreground_focus` is the share of crops centred near a labelled pixel: small, rare targets
     (stenoses cover ~0.3 % of a frame) are otherwise missing from most random crops, and the
-    network sees too few of them to learn their extent."""
+    network sees too few of them to learn their extent. `zoom` multiplies every scale, for a
+    network that sees frames enlarged (`Preprocess.zoom`): the crop is cut at its scale."""
 
     crop: int = 288
     rotate_degrees: float = 10.0
@@ -34,14 +35,16 @@ class XrayAugment:
     noise_max: float = 0.03
     flips: bool = False
     foreground_focus: float = 0.0
+    zoom: float = 1.0
 
     @classmethod
-    def crops_only(cls, crop: int, flips: bool, foreground_focus: float) -> XrayAugment:
+    def crops_only(cls, crop: int, flips: bool, foreground_focus: float,
+                   zoom: float = 1.0) -> XrayAugment:
         """Random crops (and flips where labels allow) with no geometry or exposure jitter: a
         closing stage that fits the labels as drawn once the network has learnt robustness."""
         return cls(crop=crop, rotate_degrees=0.0, scale_range=(1.0, 1.0), gamma_range=(1.0, 1.0),
                    contrast_range=(1.0, 1.0), brightness=0.0, blur_probability=0.0,
-                   noise_max=0.0, flips=flips, foreground_focus=foreground_focus)
+                   noise_max=0.0, flips=flips, foreground_focus=foreground_focus, zoom=zoom)
 
     def __call__(
         self, image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
@@ -54,7 +57,7 @@ class XrayAugment:
     def _geometry(
         self, image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        scale = rng.uniform(*self.scale_range)
+        scale = rng.uniform(*self.scale_range) * self.zoom
         angle = rng.uniform(-self.rotate_degrees, self.rotate_degrees)
         half = self.crop / 2 / scale
         center_x, center_y = self._centre(image.shape, mask, half, rng)

@@ -23,6 +23,8 @@ class TrainConfig:
     adjacent annotations come out as separate polygons (`ArcadeImage.mask`).
     `lesion_dice` (stenosis) scores the Dice term per annotated lesion, as the metric does,
     instead of over the batch (`DiceCELoss(lesion_reach=...)`, `lesion_dice_loss`).
+    `zoom` (segmentation) enlarges frames by that factor before the network, in training crops
+    and at inference alike (`Preprocess.zoom`; the artifact carries it).
     `augment: false` trains segmentation on plain crops (and flips where labels allow), without
     the X-ray geometry and exposure jitter (`XrayAugment.crops_only`).
     `extra_train` adds frames outside ARCADE's split to the training set, each entry a
@@ -48,6 +50,7 @@ class TrainConfig:
     batch_size: int = 8
     crop_size: int = 288
     foreground_focus: float = 0.0
+    zoom: float | None = None
     lesion_gap: int = 0
     augment: bool = True
     lesion_dice: bool = False

@@ -74,7 +74,7 @@ class CropDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         image, mask = self.augment(self.frames[index], self.masks[index], rng)
-        return self.preprocess(image), torch.from_numpy(mask.astype(np.int64))
+        return self.preprocess.normalise(image), torch.from_numpy(mask.astype(np.int64))
 
 
 # px around an annotated lesion in which predicted probability counts against it (lesion_dice)
@@ -92,12 +92,16 @@ def segmentation_loss(config: TrainConfig, masks: list[np.ndarray], num_classes:
 
 
 def training_entry(config: TrainConfig) -> ModelEntry:
-    """The registry entry being trained, with the config's encoder overrides applied."""
+    """The registry entry being trained, with the config's encoder and zoom overrides applied."""
     entry = get_entry(config.model)
     overrides = {key: value for key, value in (("encoder", config.encoder),
                                                ("encoder_weights", config.encoder_weights))
                  if value is not None}
-    return replace(entry, config={**entry.config, **overrides}) if overrides else entry
+    if overrides:
+        entry = replace(entry, config={**entry.config, **overrides})
+    if config.zoom is not None:
+        entry = replace(entry, preprocess=replace(entry.preprocess, zoom=float(config.zoom)))
+    return entry
 
 
 def read_split(
@@ -150,7 +154,8 @@ class SegmentationTraining:
         make_augment = XrayAugment if config.augment else XrayAugment.crops_only
         augment = make_augment(crop=config.crop_size,
                                flips=bool(self.entry.config.get("flip_invariant")),
-                               foreground_focus=config.foreground_focus)
+                               foreground_focus=config.foreground_focus,
+                               zoom=self.entry.preprocess.zoom)
         self.train_set = CropDataset(frames, masks, augment, self.entry.preprocess, config.seed)
         self.criterion = segmentation_loss(config, masks, int(self.entry.config["num_classes"]))
 
@@ -174,12 +179,14 @@ class SegmentationTraining:
 @torch.inference_mode()
 def predict_probabilities(model: nn.Module, preprocess: Preprocess, frames: list[np.ndarray],
                           batch_size: int = 4) -> list[np.ndarray]:
-    """Softmax maps (C, H, W) float16 for same-size frames (float16 halves the memory)."""
+    """Softmax maps (C, H, W) float16 for same-size frames (float16 halves the memory), at the
+    frames' size whatever the network's zoom."""
     model.eval()
     out = []
     for start in tqdm(range(0, len(frames), batch_size), desc="predicting", mininterval=10):
         batch = torch.stack([preprocess(f) for f in frames[start : start + batch_size]])
         probs = model.probabilities(batch.contiguous(memory_format=torch.channels_last))
+        probs = preprocess.restore(probs, frames[start].shape)
         out.extend(p.numpy().astype(np.float16) for p in probs)
     return out
 
@@ -250,7 +257,8 @@ derived from it and carry the same attribution.
 ## Model
 - architecture: `{entry.architecture}`, encoder `{entry.config["encoder"]}` (ImageNet init from
   `{entry.config["encoder_weights"]}`), U-Net decoder with separable convolutions to stride 2
-- input: one grey channel, full frame, (x/255 - {entry.preprocess.mean}) / {entry.preprocess.std}
+- input: one grey channel, full frame{_zoom_words(entry)},
+  (x/255 - {entry.preprocess.mean}) / {entry.preprocess.std}
 - labels: {", ".join(entry.labels)}
 - weights: fp16 safetensors; the entry (labels, thresholds) is in the file's metadata
 
@@ -312,6 +320,11 @@ def _extra_words(config: dict[str, Any]) -> str:
     sources = config.get("extra_train") or ()
     named = ", ".join(f"`{s['images']}` labelled by `{s['annotations']}`" for s in sources)
     return f" and the frames of {named}" if named else ""
+
+
+def _zoom_words(entry: ModelEntry) -> str:
+    zoom = entry.preprocess.zoom
+    return "" if zoom == 1.0 else f" enlarged {zoom:g}x (bilinear; maps resized back to the frame)"
 
 
 def _gap_words(config: dict[str, Any]) -> str:
