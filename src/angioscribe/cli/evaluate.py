@@ -138,6 +138,52 @@ def naming(
         typer.echo(f"naming confusion matrix: {plot_naming_confusion(named, figure)}", err=True)
 
 
+@app.command("agreement")
+def agreement(
+    task: Annotated[ArcadeTask, typer.Option("--task", help="ARCADE task.")] = ArcadeTask.stenosis,
+    data: Annotated[
+        Path, typer.Option("--data", help="Shared data folder holding arcade/.")
+    ] = DEFAULT_DATA,
+    splits: Annotated[
+        list[str] | None, typer.Option("--split", help="Split(s) to search; default train, val.")
+    ] = None,
+    max_difference: Annotated[
+        float, typer.Option("--max-difference", min=0.0,
+                            help="Grey levels (mean over 8 px blocks) under which two frames "
+                                 "are one view.")
+    ] = 3.0,
+    figure: Annotated[
+        Path | None, typer.Option("--figure", help="Write the closest pairs, outlined (PNG).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout.")] = False,
+) -> None:
+    """Frames of one view annotated twice in ARCADE (identical or neighbouring cine frames), and
+    the official F1 of one's annotations against the other's: how consistent the labels are,
+    and which val frames training saw (docs/metrics.md)."""
+    from angioscribe.data.arcade import load_arcade
+    from angioscribe.errors import AngioscribeError
+    from angioscribe.evaluate.label_agreement import (
+        agreement_summary,
+        find_repeated_views,
+        listed_frames,
+        plot_repeated_views,
+    )
+
+    try:
+        loaded = [load_arcade(data, task.value, split) for split in splits or ["train", "val"]]
+    except AngioscribeError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    views = find_repeated_views(listed_frames(loaded), task.value, max_difference)
+    print_records([view.to_dict() for view in views], as_json,
+                  ("first", "second", "difference", "identical", "annotations",
+                   "f1_first_as_truth", "f1_second_as_truth"))
+    print_records(agreement_summary(views), as_json,
+                  ("pairs", "n", "mean_f1", "median_f1", "across_splits"))
+    if figure is not None:
+        typer.echo(f"repeated views: {plot_repeated_views(views, figure)}", err=True)
+
+
 KEYFRAME_COLUMNS = ("set", "n", "f1_6class", "f1_laterality", "f1_keyframe", "accuracy_6class",
                     "accuracy_laterality")
 
