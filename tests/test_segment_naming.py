@@ -1,18 +1,24 @@
-"""Naming-rate evaluation of findings: pseudo-lesions cut from annotated ARCADE segments."""
+"""Naming-rate evaluation of findings: ARCADE's annotated lesions on frames both tasks label,
+and pseudo-lesions cut from annotated segments."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from angioscribe.anatomy import ARCADE_STENOSIS_ID
 from angioscribe.cli import app
-from angioscribe.data.arcade import load_arcade
+from angioscribe.data.arcade import ArcadeAnnotation, ArcadeImage, load_arcade
+from angioscribe.data.same_frames import frames_in_both_tasks
 from angioscribe.evaluate.segment_naming import (
     NamedLesion,
+    lesions_on_annotated_segments,
+    name_annotated_lesions,
     name_pseudo_lesions,
     naming_rates,
     pseudo_lesions,
@@ -82,7 +88,8 @@ def test_cli_reports_naming_rates_of_the_shipped_model(shared_data: Path, tmp_pa
     val_images(shared_data, 1)
     figure = tmp_path / "naming.png"
     result = CliRunner().invoke(app, ["evaluate", "naming", "--data", str(shared_data),
-                                      "--limit", "2", "--figure", str(figure), "--json"])
+                                      "--lesions", "pseudo", "--limit", "2", "--figure",
+                                      str(figure), "--json"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [row["lesions"] for row in rows] == ["all", "main vessels", "side branches"]
@@ -93,3 +100,45 @@ def test_cli_reports_naming_rates_of_the_shipped_model(shared_data: Path, tmp_pa
 def test_cli_names_a_folder_without_arcade(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", "naming", "--data", str(tmp_path)])
     assert result.exit_code == 1 and str(tmp_path) in result.output
+
+
+def band_annotation(category_id: int, segment: str, top: int, bottom: int) -> ArcadeAnnotation:
+    polygon = np.array([[10, top], [200, top], [200, bottom], [10, bottom]], dtype=np.float64)
+    return ArcadeAnnotation(category_id, segment, polygon)
+
+
+def test_an_annotated_lesion_takes_the_segment_under_most_of_it(tmp_path: Path) -> None:
+    """A lesion mostly on #7 and a little on #6 is a #7 lesion; one off every annotated
+    segment is left out; the findings name the #7 lesion #7 from probabilities of that map."""
+    syntax_image = ArcadeImage(1, "s.png", tmp_path / "s.png", 256, 256, [
+        band_annotation(6, "6", 40, 60), band_annotation(7, "7", 61, 90)])
+    lesions = [band_annotation(ARCADE_STENOSIS_ID, "", 55, 80),   # 6 rows on #6, 20 on #7
+               band_annotation(ARCADE_STENOSIS_ID, "", 150, 160)]  # on no segment
+    stenosis_image = ArcadeImage(2, "t.png", tmp_path / "t.png", 256, 256, lesions)
+    labelled = lesions_on_annotated_segments(stenosis_image, syntax_image)
+    assert [truth for _, truth in labelled] == ["7"]
+    assert labelled[0][0].category_id == ARCADE_STENOSIS_ID
+    cv2.imwrite(str(stenosis_image.path), np.full((256, 256), 128, np.uint8))
+    truth = probabilities_of(syntax_image.mask("syntax"))
+    named = name_annotated_lesions([(stenosis_image, syntax_image)],
+                                   lambda frame: (truth, []), range(26))
+    assert named == [NamedLesion("7", "7")]
+
+
+def test_a_third_of_the_stenosis_frames_are_labelled_in_the_syntax_task_too(
+        shared_data: Path) -> None:
+    pairs = frames_in_both_tasks(shared_data, syntax_split="val")
+    assert len(pairs) > 50
+    for stenosis_image, syntax_image in pairs[:5]:
+        difference = np.abs(stenosis_image.load().astype(int) - syntax_image.load()).mean()
+        assert difference < 3  # the same pixels, re-encoded
+        assert stenosis_image.stenosis_polygons or not stenosis_image.annotations
+        assert syntax_image.segments
+
+
+def test_cli_names_annotated_lesions_by_default(shared_data: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", "naming", "--data", str(shared_data),
+                                      "--limit", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["lesions"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert rows["all"]["n"] > 0 and 0.0 < rows["all"]["vessel_right"] <= 1.0

@@ -93,6 +93,11 @@ def arcade(
         typer.echo(f"breakdown figure: {plot_breakdown(rows, task.value, figure)}", err=True)
 
 
+class LesionSet(StrEnum):
+    annotated = "annotated"
+    pseudo = "pseudo"
+
+
 @app.command("naming")
 def naming(
     model: Annotated[
@@ -101,22 +106,29 @@ def naming(
     data: Annotated[
         Path, typer.Option("--data", help="Shared data folder holding arcade/.")
     ] = DEFAULT_DATA,
+    lesions: Annotated[
+        LesionSet, typer.Option("--lesions", help="annotated: ARCADE's stenoses on frames the "
+                                "syntax val split labels too; pseudo: lesion-sized discs in "
+                                "every segment of syntax val.")
+    ] = LesionSet.annotated,
     per_segment: Annotated[
         int, typer.Option("--per-segment", min=1, help="Pseudo-lesions per annotated segment.")
     ] = 2,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="First N ARCADE syntax val images only.")
+        int | None, typer.Option("--limit", help="First N frames only.")
     ] = None,
     figure: Annotated[
         Path | None, typer.Option("--figure", help="Write the naming confusion matrix (PNG).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout.")] = False,
 ) -> None:
-    """How often findings name the right segment and vessel for lesion-sized pseudo-lesions
-    on ARCADE syntax val (docs/segmentation.md)."""
+    """How often findings name the right segment and vessel for ARCADE lesions
+    (docs/segmentation.md)."""
     from angioscribe.data.arcade import load_arcade
+    from angioscribe.data.same_frames import frames_in_both_tasks
     from angioscribe.errors import AngioscribeError
     from angioscribe.evaluate.segment_naming import (
+        name_annotated_lesions,
         name_pseudo_lesions,
         naming_rates,
         plot_naming_confusion,
@@ -126,16 +138,23 @@ def naming(
 
     try:
         syntax = Segmenter.from_name(model)
-        images = load_arcade(data, "syntax", "val").images[:limit]
+        if lesions is LesionSet.annotated:
+            pairs = frames_in_both_tasks(data, syntax_split="val")[:limit]
+            named = name_annotated_lesions(pairs, segmenter_output(syntax), syntax.entry.label_ids)
+        else:
+            images = load_arcade(data, "syntax", "val").images[:limit]
+            named = name_pseudo_lesions(images, segmenter_output(syntax), syntax.entry.label_ids,
+                                        per_segment)
     except (AngioscribeError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
-    named = name_pseudo_lesions(images, segmenter_output(syntax), syntax.entry.label_ids,
-                                per_segment)
     print_records(naming_rates(named), as_json,
                   ("lesions", "n", "segment_right", "vessel_right", "unassigned"))
     if figure is not None:
-        typer.echo(f"naming confusion matrix: {plot_naming_confusion(named, figure)}", err=True)
+        described = {LesionSet.annotated: "ARCADE stenoses on frames of syntax val",
+                     LesionSet.pseudo: "ARCADE syntax val pseudo-lesions"}[lesions]
+        path = plot_naming_confusion(named, figure, described)
+        typer.echo(f"naming confusion matrix: {path}", err=True)
 
 
 @app.command("agreement")

@@ -1,10 +1,11 @@
 """How well ARCADE's annotations agree with themselves: one view annotated twice.
 
 ARCADE holds frames that are pixel-identical, or neighbouring frames of one cine (same patient,
-same projection, a heartbeat's motion apart), each annotated on its own. Scoring one frame's
-annotations as the prediction for the other's with the official metric measures how consistent
-the labels are, which is the level a model that imitates the annotators can be expected to
-reach against them. A pair across splits is also a frame of val (or test) that training saw.
+same projection, a little heart motion apart), each annotated on its own (`data.same_frames`).
+Scoring one frame's annotations as the prediction for the other's with the official metric
+measures how consistent the labels are, which is the level a model that imitates the annotators
+can be expected to reach against them. A pair across splits is also a frame of val (or test)
+that training saw.
 """
 
 from __future__ import annotations
@@ -18,16 +19,9 @@ from typing import Any
 import numpy as np
 
 from angioscribe.data.arcade import ArcadeImage, ArcadeSplit
+from angioscribe.data.same_frames import MAX_DIFFERENCE, close_pairs
 from angioscribe.evaluate.arcade_metric import arcade_f1
 from angioscribe.regions import Region, coco_results
-
-# Frames are compared as means over blocks of this many pixels: robust to JPEG noise, and the
-# 64 x 64 block image of a 512 px frame keeps every vessel's position.
-BLOCK = 8
-# Mean absolute difference of the block means, in grey levels, below which two frames are taken
-# as the same view. Every ARCADE pair under 3 is one view (identical or a few cine frames
-# apart, checked by eye on the stenosis task); between 3 and 5 views start to differ.
-MAX_DIFFERENCE = 3.0
 
 
 @dataclass(frozen=True)
@@ -80,29 +74,14 @@ def listed_frames(splits: Sequence[ArcadeSplit]) -> list[ListedFrame]:
     return [ListedFrame(split.split, image) for split in splits for image in split.images]
 
 
-def block_means(frame: np.ndarray, block: int = BLOCK) -> np.ndarray:
-    """The frame as a flat vector of block means (edges that do not fill a block dropped)."""
-    height, width = (frame.shape[0] // block) * block, (frame.shape[1] // block) * block
-    blocks = frame[:height, :width].reshape(height // block, block, width // block, block)
-    return blocks.mean(axis=(1, 3), dtype=np.float32).ravel()
-
-
 def find_repeated_views(frames: Sequence[ListedFrame], task: str,
                         max_difference: float = MAX_DIFFERENCE) -> list[RepeatedView]:
-    """Every pair of same-size frames whose block means differ by less than `max_difference`
-    grey levels on average, scored both ways with the official metric of `task`, closest
-    first."""
+    """Every pair of frames of one view (`same_frames.close_pairs`), scored both ways with the
+    official metric of `task`, closest first."""
     pixels = [listed.image.load() for listed in frames]
-    views = []
-    for shape in {p.shape for p in pixels}:
-        members = [i for i, p in enumerate(pixels) if p.shape == shape]
-        vectors = np.stack([block_means(pixels[i]) for i in members])
-        for row, i in enumerate(members[:-1]):
-            differences = np.abs(vectors[row + 1:] - vectors[row]).mean(axis=1)
-            for offset in np.nonzero(differences < max_difference)[0]:
-                j = members[row + 1 + offset]
-                views.append(_scored(frames[i], frames[j], float(differences[offset]),
-                                     bool(np.array_equal(pixels[i], pixels[j])), task))
+    views = [_scored(frames[i], frames[j], difference,
+                     bool(np.array_equal(pixels[i], pixels[j])), task)
+             for i, j, difference in close_pairs(pixels, max_difference=max_difference)]
     return sorted(views, key=lambda view: view.difference)
 
 

@@ -1,13 +1,19 @@
-"""How often a finding names the right coronary segment, measured on ARCADE syntax val.
+"""How often a finding names the right coronary segment, measured on ARCADE.
 
 CAG-VLM's drafts named the wrong segment in about 70 % of cases; the findings step exists to
-fix that, so its own naming rate is worth a number. ARCADE labels segments and stenoses on
-different frames, so no frame says which segment a real lesion is on. Pseudo-lesions stand in:
-discs of lesion size (radius 12 px, ARCADE's median lesion is ~800 px) centred on random pixels
-of each annotated segment and clipped to it. Each is named by `findings.frame_findings` with
-the SYNTAX model's output for the frame, and scored against the segment it was cut from:
-exact segment, and same vessel (LAD, D1, LCX, OM1, ...). Main vessels (RCA, LM, LAD, LCX) and
-side branches are reported apart: the branches are where naming is hard.
+fix that, so its own naming rate is worth a number. Each lesion is named by
+`findings.frame_findings` with the SYNTAX model's output for its frame and scored against the
+segment it lies on: exact segment, and same vessel (LAD, D1, LCX, OM1, ...). Main vessels (RCA,
+LM, LAD, LCX) and side branches are reported apart: the branches are where naming is hard.
+
+Two sets of lesions:
+- annotated: ARCADE lists a third of its stenosis frames again, same pixels, in the syntax
+  task (`data.same_frames`), so those frames carry both the annotators' lesions and their
+  segments; a lesion's segment is the annotated segment under most of its pixels. Syntax val
+  holds 74 such frames, which the shipped SYNTAX model never trained on.
+- pseudo: discs of lesion size (radius 12 px, ARCADE's median lesion is ~800 px) centred on
+  random pixels of each annotated segment of syntax val and clipped to it: every segment
+  equally often, where real lesions gather on the proximal main vessels.
 """
 
 from __future__ import annotations
@@ -82,11 +88,48 @@ def name_pseudo_lesions(images: Sequence[ArcadeImage], syntax: SyntaxOutput,
     return named
 
 
+def name_annotated_lesions(pairs: Sequence[tuple[ArcadeImage, ArcadeImage]],
+                           syntax: SyntaxOutput, label_ids: Sequence[int]) -> list[NamedLesion]:
+    """Name the annotated stenoses of frames labelled in both tasks ((stenosis-task image,
+    syntax-task image of the same pixels), `data.same_frames.frames_in_both_tasks`)."""
+    named = []
+    for stenosis_image, syntax_image in progress(pairs, description="naming annotated lesions"):
+        probabilities, segments = syntax(stenosis_image.load())
+        labelled = lesions_on_annotated_segments(stenosis_image, syntax_image)
+        findings = frame_findings(segments, [lesion for lesion, _ in labelled], probabilities,
+                                  label_ids)
+        named += [NamedLesion(truth, finding.segment)
+                  for (_, truth), finding in zip(labelled, findings.stenoses, strict=True)]
+    return named
+
+
+def lesions_on_annotated_segments(stenosis_image: ArcadeImage, syntax_image: ArcadeImage
+                                  ) -> list[tuple[Region, str]]:
+    """Each annotated lesion with the annotated segment under most of its pixels; a lesion on
+    no annotated segment (a branch the annotators left unlabelled) is left out."""
+    segments = syntax_image.mask("syntax")
+    labelled = []
+    for annotation in stenosis_image.annotations:
+        lesion = filled(annotation.polygon, segments.shape)
+        under = segments[(lesion > 0) & (segments > 0)]
+        if under.size:
+            truth = segment_by_arcade_id(int(np.bincount(under).argmax())).number
+            region = Region(ARCADE_STENOSIS_ID, annotation.polygon, 1.0, float(lesion.sum()))
+            labelled.append((region, truth))
+    return labelled
+
+
+def filled(polygon: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(H, W) uint8, 1 inside the (N, 2) pixel polygon."""
+    mask = np.zeros(shape[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon.reshape(-1, 2)).astype(np.int32)], 1)
+    return mask
+
+
 def pseudo_lesions(polygon: np.ndarray, shape: tuple[int, ...], count: int,
                    rng: np.random.Generator) -> list[Region]:
     """`count` lesion-sized discs centred on random pixels of a segment, clipped to it."""
-    segment = np.zeros(shape[:2], dtype=np.uint8)
-    cv2.fillPoly(segment, [np.round(polygon.reshape(-1, 2)).astype(np.int32)], 1)
+    segment = filled(polygon, shape)
     ys, xs = np.nonzero(segment)
     lesions = []
     for index in rng.integers(len(ys), size=count) if len(ys) else []:
@@ -109,10 +152,11 @@ def naming_rates(named: Sequence[NamedLesion]) -> list[dict[str, object]]:
             for name, group in groups.items()]
 
 
-def plot_naming_confusion(named: Sequence[NamedLesion], path: str | Path) -> Path:
-    """Which segment each pseudo-lesion's own segment was named as (rows: truth), as PNG."""
+def plot_naming_confusion(named: Sequence[NamedLesion], path: str | Path,
+                          lesions: str = "ARCADE lesions") -> Path:
+    """Which segment each lesion's own segment was named as (rows: truth), as PNG."""
     labels = [*SEGMENTS, "none"]
     index = {number: i for i, number in enumerate(labels)}
     return plot_confusion([index[n.truth] for n in named],
                           [index[n.named or "none"] for n in named], labels, path,
-                          title="Lesion segment naming (ARCADE val pseudo-lesions)")
+                          title=f"Lesion segment naming ({lesions})")
