@@ -190,10 +190,10 @@ def agreement(
 
     try:
         loaded = [load_arcade(data, task.value, split) for split in splits or ["train", "val"]]
+        views = find_repeated_views(listed_frames(loaded), task.value, max_difference)
     except AngioscribeError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
-    views = find_repeated_views(listed_frames(loaded), task.value, max_difference)
     print_records([view.to_dict() for view in views], as_json,
                   ("first", "second", "difference", "identical", "annotations",
                    "f1_first_as_truth", "f1_second_as_truth"))
