@@ -101,8 +101,3 @@ def metric_table(
                 }
             )
     return rows
-
-
-def error_table_columns() -> list[str]:
-    """Columns for printing Table 4 as people read it."""
-    return ["model", "n", *(f"{c}_drafts" for c in ERROR_CATEGORIES)]

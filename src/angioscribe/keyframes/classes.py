@@ -39,13 +39,3 @@ def split_class(name: str) -> tuple[Laterality, Quality]:
     side, quality = name.split("_")
     return side, quality  # type: ignore[return-value]
 
-
-def laterality_of(index: int) -> int:
-    """0 for LCA classes, 1 for RCA classes (the laterality figure of merit)."""
-    return index // len(QUALITIES)
-
-
-def keyframe_of(index: int) -> int:
-    """0 LCA_better, 1 RCA_better, 2 anything else (CAG-VLM's 3-class key-frame figure)."""
-    name = CLASSES[index]
-    return KEYFRAME_CLASSES.index(name) if name in KEYFRAME_CLASSES else 2
