@@ -24,7 +24,6 @@ from angioscribe.report.structured import Recommendation, representative_segment
 
 SIGNIFICANT_PERCENT = 70
 LEFT_MAIN_SIGNIFICANT_PERCENT = 50
-LEFT_MAIN = "5"
 MAIN_TERRITORIES: frozenset[Territory] = frozenset({"LAD", "LCX", "RCA"})
 
 

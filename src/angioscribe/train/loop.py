@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from angioscribe.train.config import TrainConfig
@@ -38,10 +38,12 @@ class EpochDataset(Protocol):
 
     def __len__(self) -> int: ...
 
+    def __getitem__(self, index: int) -> Any: ...
+
 
 class TrainingTask(Protocol):
     model: nn.Module
-    train_set: Dataset
+    train_set: EpochDataset
 
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor: ...
 
@@ -126,9 +128,9 @@ def _step_budget_spent(state: TrainState, config: TrainConfig) -> bool:
     return config.max_steps is not None and state.global_step >= config.max_steps
 
 
-def _epoch_loader(dataset: Dataset, config: TrainConfig, state: TrainState) -> DataLoader:
+def _epoch_loader(dataset: EpochDataset, config: TrainConfig, state: TrainState) -> DataLoader:
     """This epoch's remaining batches: a permutation fixed by (seed, epoch), minus those done."""
-    dataset.set_epoch(state.epoch)  # type: ignore[attr-defined]
+    dataset.set_epoch(state.epoch)
     order = np.random.default_rng([config.seed, state.epoch]).permutation(len(dataset))
     remaining = order[state.step_in_epoch * config.batch_size :].tolist()
     return DataLoader(Subset(dataset, remaining), batch_size=config.batch_size, drop_last=True)
