@@ -562,6 +562,8 @@ def test_zoom_enlarges_frames_and_crops_and_maps_come_back_at_the_frame_size(
                        "val_images": 1, "val_f1": 0.4, "val_f1_ci95": [0.3, 0.5],
                        "thresholds": {}, "checkpoint": "best.pt", "val_f1_by_epoch": {}}, entry)
     assert "full frame enlarged 1.5x" in card
+    with pytest.raises(InputError, match="zoom must be a positive factor"):
+        load_config("stenosis", None, zoom=0)
 
 
 def test_augment_false_trains_on_plain_crops(shared_data: Path, tmp_path: Path) -> None:

@@ -99,6 +99,8 @@ def load_config(task: str, path: str | Path | None = None, **overrides: Any) -> 
     if "extra_train" in values:  # a YAML list; the frozen config keeps a tuple
         values["extra_train"] = tuple(values["extra_train"] or ())
     config = replace(TASK_DEFAULTS[task], **values)
+    if config.zoom is not None and not float(config.zoom) > 0:
+        raise InputError(path or "overrides", f"zoom must be a positive factor, got {config.zoom}")
     if config.task != task:
         raise InputError(path or task, f"config is for task {config.task!r}, not {task!r}")
     return config
