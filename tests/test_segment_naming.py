@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from angioscribe.anatomy import ARCADE_STENOSIS_ID
 from angioscribe.cli import app
 from angioscribe.data.arcade import ArcadeAnnotation, ArcadeImage, load_arcade
-from angioscribe.data.same_frames import frames_in_both_tasks
+from angioscribe.data.lookalike import frames_in_both_tasks
 from angioscribe.evaluate.segment_naming import (
     NamedLesion,
     lesions_on_annotated_segments,
@@ -131,7 +131,7 @@ def test_a_third_of_the_stenosis_frames_are_labelled_in_the_syntax_task_too(
     assert len(pairs) > 50
     for stenosis_image, syntax_image in pairs[:5]:
         difference = np.abs(stenosis_image.load().astype(int) - syntax_image.load()).mean()
-        assert difference < 3  # the same pixels, re-encoded
+        assert difference < 3  # the same picture, re-encoded
         assert stenosis_image.stenosis_polygons or not stenosis_image.annotations
         assert syntax_image.segments
 

@@ -125,7 +125,7 @@ def naming(
     """How often findings name the right segment and vessel for ARCADE lesions
     (docs/segmentation.md)."""
     from angioscribe.data.arcade import load_arcade
-    from angioscribe.data.same_frames import frames_in_both_tasks
+    from angioscribe.data.lookalike import frames_in_both_tasks
     from angioscribe.errors import AngioscribeError
     from angioscribe.evaluate.segment_naming import (
         name_annotated_lesions,
@@ -166,11 +166,10 @@ def agreement(
     splits: Annotated[
         list[str] | None, typer.Option("--split", help="Split(s) to search; default train, val.")
     ] = None,
-    max_difference: Annotated[
-        float, typer.Option("--max-difference", min=0.0,
-                            help="Grey levels (mean over 8 px blocks) under which two frames "
-                                 "are one view.")
-    ] = 3.0,
+    threshold: Annotated[
+        float, typer.Option("--threshold", min=0.0, max=1.0,
+                            help="Look-alike correlation at which two frames are one view.")
+    ] = 0.99,
     figure: Annotated[
         Path | None, typer.Option("--figure", help="Write the closest pairs, outlined (PNG).")
     ] = None,
@@ -190,12 +189,12 @@ def agreement(
 
     try:
         loaded = [load_arcade(data, task.value, split) for split in splits or ["train", "val"]]
-        views = find_repeated_views(listed_frames(loaded), task.value, max_difference)
+        views = find_repeated_views(listed_frames(loaded), task.value, threshold)
     except AngioscribeError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     print_records([view.to_dict() for view in views], as_json,
-                  ("first", "second", "difference", "identical", "annotations",
+                  ("first", "second", "correlation", "identical", "annotations",
                    "f1_first_as_truth", "f1_second_as_truth"))
     print_records(agreement_summary(views), as_json,
                   ("pairs", "n", "mean_f1", "median_f1", "across_splits"))

@@ -1,7 +1,7 @@
 """How well ARCADE's annotations agree with themselves: one view annotated twice.
 
 ARCADE holds frames that are pixel-identical, or neighbouring frames of one cine (same patient,
-same projection, a little heart motion apart), each annotated on its own (`data.same_frames`).
+same projection, a little heart motion apart), each annotated on its own (`data.lookalike`).
 Scoring one frame's annotations as the prediction for the other's with the official metric
 measures how consistent the labels are, which is the level a model that imitates the annotators
 can be expected to reach against them. A pair across splits is also a frame of val (or test)
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from angioscribe.data.arcade import ArcadeImage, ArcadeSplit
-from angioscribe.data.same_frames import MAX_DIFFERENCE, close_pairs
+from angioscribe.data.lookalike import SAME_VIEW_THRESHOLD, image_signature, lookalike_pairs
 from angioscribe.evaluate.arcade_metric import arcade_f1
 from angioscribe.regions import Region, coco_results
 
@@ -46,7 +46,7 @@ class RepeatedView:
 
     first: ListedFrame
     second: ListedFrame
-    difference: float
+    correlation: float
     identical: bool
     f1_first_as_truth: float | None
     f1_second_as_truth: float | None
@@ -63,7 +63,7 @@ class RepeatedView:
 
     def to_dict(self) -> dict[str, Any]:
         return {"first": self.first.name, "second": self.second.name,
-                "difference": round(self.difference, 2), "identical": self.identical,
+                "correlation": round(self.correlation, 4), "identical": self.identical,
                 "annotations": f"{len(self.first.image.annotations)}/"
                                f"{len(self.second.image.annotations)}",
                 "f1_first_as_truth": self.f1_first_as_truth,
@@ -75,20 +75,20 @@ def listed_frames(splits: Sequence[ArcadeSplit]) -> list[ListedFrame]:
 
 
 def find_repeated_views(frames: Sequence[ListedFrame], task: str,
-                        max_difference: float = MAX_DIFFERENCE) -> list[RepeatedView]:
-    """Every pair of frames of one view (`same_frames.close_pairs`), scored both ways with the
-    official metric of `task`, closest first."""
-    pixels = [listed.image.load() for listed in frames]
-    views = [_scored(frames[i], frames[j], difference,
-                     bool(np.array_equal(pixels[i], pixels[j])), task)
-             for i, j, difference in close_pairs(pixels, max_difference=max_difference)]
-    return sorted(views, key=lambda view: view.difference)
+                        threshold: float = SAME_VIEW_THRESHOLD) -> list[RepeatedView]:
+    """Every pair of frames of one view (look-alike signatures correlating at `threshold` or
+    above), scored both ways with the official metric of `task`, closest first."""
+    signatures = np.stack([image_signature(listed.image.path) for listed in frames])
+    views = [_scored(frames[i], frames[j], correlation, task)
+             for i, j, correlation in lookalike_pairs(signatures, threshold=threshold)]
+    return sorted(views, key=lambda view: -view.correlation)
 
 
-def _scored(first: ListedFrame, second: ListedFrame, difference: float, identical: bool,
+def _scored(first: ListedFrame, second: ListedFrame, correlation: float,
             task: str) -> RepeatedView:
     truth, other = _as_coco(first.image), _as_coco(second.image)
-    return RepeatedView(first, second, difference, identical,
+    identical = bool(np.array_equal(first.image.load(), second.image.load()))
+    return RepeatedView(first, second, correlation, identical,
                         arcade_f1(truth, other, task).f1 if first.image.annotations else None,
                         arcade_f1(other, truth, task).f1 if second.image.annotations else None)
 
@@ -136,8 +136,8 @@ def plot_repeated_views(views: Sequence[RepeatedView], path: str | Path,
             axis.set_title(listed.name, fontsize=8)
             axis.axis("off")
         agreement = "n/a" if view.agreement is None else f"{view.agreement:.2f}"
-        row[0].text(4, 20, f"difference {view.difference:.1f}, F1 {agreement}", color="yellow",
-                    fontsize=8)
+        row[0].text(4, 20, f"correlation {view.correlation:.4f}, F1 {agreement}",
+                    color="yellow", fontsize=8)
     for axis in axes[len(shown):].ravel():
         axis.axis("off")
     path = Path(path)

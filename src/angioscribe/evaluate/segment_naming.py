@@ -8,7 +8,7 @@ LM, LAD, LCX) and side branches are reported apart: the branches are where namin
 
 Two sets of lesions:
 - annotated: ARCADE lists a third of its stenosis frames again, same pixels, in the syntax
-  task (`data.same_frames`), so those frames carry both the annotators' lesions and their
+  task (`data.lookalike`), so those frames carry both the annotators' lesions and their
   segments; a lesion's segment is the annotated segment under most of its pixels. Syntax val
   holds 74 such frames, which the shipped SYNTAX model never trained on.
 - pseudo: discs of lesion size (radius 12 px, ARCADE's median lesion is ~800 px) centred on
@@ -91,7 +91,7 @@ def name_pseudo_lesions(images: Sequence[ArcadeImage], syntax: SyntaxOutput,
 def name_annotated_lesions(pairs: Sequence[tuple[ArcadeImage, ArcadeImage]],
                            syntax: SyntaxOutput, label_ids: Sequence[int]) -> list[NamedLesion]:
     """Name the annotated stenoses of frames labelled in both tasks ((stenosis-task image,
-    syntax-task image of the same pixels), `data.same_frames.frames_in_both_tasks`)."""
+    syntax-task image of the same view), `data.lookalike.frames_in_both_tasks`)."""
     named = []
     for stenosis_image, syntax_image in progress(pairs, description="naming annotated lesions"):
         probabilities, segments = syntax(stenosis_image.load())
