@@ -7,7 +7,7 @@ segment it lies on: exact segment, and same vessel (LAD, D1, LCX, OM1, ...). Mai
 LM, LAD, LCX) and side branches are reported apart: the branches are where naming is hard.
 
 Two sets of lesions:
-- annotated: ARCADE lists a third of its stenosis frames again, same pixels, in the syntax
+- annotated: ARCADE lists a third of its stenosis frames again, the same picture, in the syntax
   task (`data.lookalike`), so those frames carry both the annotators' lesions and their
   segments; a lesion's segment is the annotated segment under most of its pixels. Syntax val
   holds 74 such frames, which the shipped SYNTAX model never trained on.
