@@ -29,6 +29,9 @@ app.command("vlscore-calibrate")(reports.vlscore_calibrate)
 
 
 DEFAULT_DATA = Path("../shared/data")
+DataOption = Annotated[
+    Path, typer.Option("--data", help="Shared data folder (holding arcade/ and the cines).")
+]
 
 
 class ArcadeTask(StrEnum):
@@ -103,9 +106,7 @@ def naming(
     model: Annotated[
         str, typer.Option("--model", help="SYNTAX model: registered name, hf-hub: id or path.")
     ] = "syntax-seg",
-    data: Annotated[
-        Path, typer.Option("--data", help="Shared data folder holding arcade/.")
-    ] = DEFAULT_DATA,
+    data: DataOption = DEFAULT_DATA,
     lesions: Annotated[
         LesionSet, typer.Option("--lesions", help="annotated: ARCADE's stenoses on frames the "
                                 "syntax val split labels too; pseudo: lesion-sized discs in "
@@ -160,9 +161,7 @@ def naming(
 @app.command("agreement")
 def agreement(
     task: Annotated[ArcadeTask, typer.Option("--task", help="ARCADE task.")] = ArcadeTask.stenosis,
-    data: Annotated[
-        Path, typer.Option("--data", help="Shared data folder holding arcade/.")
-    ] = DEFAULT_DATA,
+    data: DataOption = DEFAULT_DATA,
     splits: Annotated[
         list[str] | None, typer.Option("--split", help="Split(s) to search; default train, val.")
     ] = None,
@@ -211,9 +210,7 @@ def keyframe(
     model: Annotated[
         str, typer.Option("--model", help="Registered name, hf-hub: id or .safetensors path.")
     ] = "keyframe-effnetl0",
-    data: Annotated[
-        Path, typer.Option("--data", help="Shared data folder (ARCADE, cines).")
-    ] = DEFAULT_DATA,
+    data: DataOption = DEFAULT_DATA,
     labels: Annotated[
         list[Path] | None,
         typer.Option("--labels", help="Labelled-cine CSV(s); default labels/*-keyframes.csv."),
