@@ -75,13 +75,23 @@ def test_a_model_that_sees_no_vessel_names_nothing(shared_data: Path) -> None:
 
 
 def test_rates_split_main_vessels_from_side_branches() -> None:
-    named = [NamedLesion("7", "7"), NamedLesion("7", "6"), NamedLesion("9", "9a"),
-             NamedLesion("12a", None)]
+    named = [NamedLesion("7", "7", "a"), NamedLesion("7", "6", "b"), NamedLesion("9", "9a", "c"),
+             NamedLesion("12a", None, "d")]
     rates = {row["lesions"]: row for row in naming_rates(named)}
     assert rates["main vessels"] == {"lesions": "main vessels", "n": 2, "segment_right": 0.5,
-                                     "vessel_right": 1.0, "unassigned": 0}
+                                     "segment_right_ci": [0.0, 1.0], "vessel_right": 1.0,
+                                     "vessel_right_ci": [1.0, 1.0], "unassigned": 0}
     assert rates["side branches"]["vessel_right"] == 0.5  # 9a is still the first diagonal
     assert rates["side branches"]["unassigned"] == 1
+
+
+def test_intervals_resample_frames_not_lesions() -> None:
+    """Two lesions of one frame, one named right: every resample of frames keeps both."""
+    one_frame = [NamedLesion("7", "7", "a.png"), NamedLesion("6", "5", "a.png")]
+    two_frames = [NamedLesion("7", "7", "a.png"), NamedLesion("6", "5", "b.png")]
+    together = naming_rates(one_frame)[0]["segment_right_ci"]
+    apart = naming_rates(two_frames)[0]["segment_right_ci"]
+    assert together == [0.5, 0.5] and apart == [0.0, 1.0]
 
 
 def test_cli_reports_naming_rates_of_the_shipped_model(shared_data: Path, tmp_path: Path) -> None:
@@ -122,7 +132,7 @@ def test_an_annotated_lesion_takes_the_segment_under_most_of_it(tmp_path: Path) 
     truth = probabilities_of(syntax_image.mask("syntax"))
     named = name_annotated_lesions([(stenosis_image, syntax_image)],
                                    lambda frame: (truth, []), range(26))
-    assert named == [NamedLesion("7", "7")]
+    assert named == [NamedLesion("7", "7", "t.png")]
 
 
 def test_a_third_of_the_stenosis_frames_are_labelled_in_the_syntax_task_too(

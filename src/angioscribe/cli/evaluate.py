@@ -150,7 +150,8 @@ def naming(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     print_records(naming_rates(named), as_json,
-                  ("lesions", "n", "segment_right", "vessel_right", "unassigned"))
+                  ("lesions", "n", "segment_right", "segment_right_ci", "vessel_right",
+                   "vessel_right_ci", "unassigned"))
     if figure is not None:
         described = {LesionSet.annotated: "ARCADE stenoses on frames of syntax val",
                      LesionSet.pseudo: "ARCADE syntax val pseudo-lesions"}[lesions]

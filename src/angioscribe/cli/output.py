@@ -41,4 +41,6 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, list | tuple):  # an interval or other short sequence of values
+        return "[" + ", ".join(_cell(item) for item in value) + "]"
     return str(value)

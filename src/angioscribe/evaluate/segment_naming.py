@@ -28,6 +28,7 @@ import numpy as np
 from angioscribe.anatomy import ARCADE_STENOSIS_ID, SEGMENTS, segment_by_arcade_id
 from angioscribe.anatomy import segment as segment_by_number
 from angioscribe.data.arcade import ArcadeImage
+from angioscribe.evaluate.bootstrap import bootstrap_ci
 from angioscribe.evaluate.confusion import plot_confusion
 from angioscribe.findings import frame_findings
 from angioscribe.models.segmenter import Segmenter
@@ -40,10 +41,12 @@ PSEUDO_LESION_RADIUS = 12
 
 @dataclass(frozen=True)
 class NamedLesion:
-    """One pseudo-lesion: the segment it was cut from and the one the findings named."""
+    """One lesion: the segment it lies on, the one the findings named, and its frame (lesions
+    of one frame are resampled together for intervals)."""
 
     truth: str
     named: str | None
+    frame: str = ""
 
     @property
     def segment_right(self) -> bool:
@@ -84,7 +87,8 @@ def name_pseudo_lesions(images: Sequence[ArcadeImage], syntax: SyntaxOutput,
             lesions = pseudo_lesions(annotation.polygon, frame.shape, per_segment, rng)
             findings = frame_findings(segments, lesions, probabilities, label_ids)
             truth = segment_by_arcade_id(annotation.category_id).number
-            named += [NamedLesion(truth, finding.segment) for finding in findings.stenoses]
+            named += [NamedLesion(truth, finding.segment, image.file_name)
+                      for finding in findings.stenoses]
     return named
 
 
@@ -98,7 +102,7 @@ def name_annotated_lesions(pairs: Sequence[tuple[ArcadeImage, ArcadeImage]],
         labelled = lesions_on_annotated_segments(stenosis_image, syntax_image)
         findings = frame_findings(segments, [lesion for lesion, _ in labelled], probabilities,
                                   label_ids)
-        named += [NamedLesion(truth, finding.segment)
+        named += [NamedLesion(truth, finding.segment, stenosis_image.file_name)
                   for (_, truth), finding in zip(labelled, findings.stenoses, strict=True)]
     return named
 
@@ -141,15 +145,25 @@ def pseudo_lesions(polygon: np.ndarray, shape: tuple[int, ...], count: int,
     return lesions
 
 
-def naming_rates(named: Sequence[NamedLesion]) -> list[dict[str, object]]:
-    """Segment and vessel naming rates: all pseudo-lesions, main vessels, side branches."""
+def naming_rates(named: Sequence[NamedLesion], n_boot: int = 1000) -> list[dict[str, object]]:
+    """Segment and vessel naming rates, with 95 % bootstrap intervals resampling frames: all
+    lesions, main vessels, side branches."""
     groups = {"all": list(named), "main vessels": [n for n in named if n.on_main_vessel],
               "side branches": [n for n in named if not n.on_main_vessel]}
     return [{"lesions": name, "n": len(group),
-             "segment_right": float(np.mean([n.segment_right for n in group])) if group else None,
-             "vessel_right": float(np.mean([n.vessel_right for n in group])) if group else None,
+             **_rate("segment_right", [n.segment_right for n in group], group, n_boot),
+             **_rate("vessel_right", [n.vessel_right for n in group], group, n_boot),
              "unassigned": sum(n.named is None for n in group)}
             for name, group in groups.items()]
+
+
+def _rate(name: str, hits: list[bool], group: list[NamedLesion],
+          n_boot: int) -> dict[str, object]:
+    if not group:
+        return {name: None, f"{name}_ci": None}
+    interval = bootstrap_ci(np.array(hits, dtype=float), n=n_boot,
+                            groups=[lesion.frame for lesion in group])
+    return {name: interval.estimate, f"{name}_ci": [interval.low, interval.high]}
 
 
 def plot_naming_confusion(named: Sequence[NamedLesion], path: str | Path,
