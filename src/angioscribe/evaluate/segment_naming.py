@@ -46,7 +46,7 @@ class NamedLesion:
 
     truth: str
     named: str | None
-    frame: str = ""
+    frame: str
 
     @property
     def segment_right(self) -> bool:
