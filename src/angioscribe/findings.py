@@ -18,7 +18,7 @@ import matplotlib
 import numpy as np
 
 from angioscribe.anatomy import label_en, laterality_of_segments, segment_by_arcade_id
-from angioscribe.regions import Region
+from angioscribe.regions import Region, polygon_mask
 
 if TYPE_CHECKING:  # only for annotations: findings need no torch to load
     from angioscribe.models.segmenter import Segmenter
@@ -118,8 +118,7 @@ def _segment_channels(label_ids: Sequence[int], laterality: str | None) -> dict[
 
 def _assign(probabilities: np.ndarray, channels: dict[int, int],
             region: Region) -> StenosisFinding:
-    lesion = np.zeros(probabilities.shape[1:], dtype=np.uint8)
-    cv2.fillPoly(lesion, [np.round(region.polygon).astype(np.int32)], 1)
+    lesion = polygon_mask(region.polygon, probabilities.shape[1:])
     segment_id, support = _most_probable_segment(probabilities, channels, lesion.astype(bool))
     if segment_id is None:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * NEAREST_SEGMENT_RADIUS + 1,) * 2)

@@ -251,6 +251,13 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return components == largest
 
 
+def polygon_mask(polygon: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(H, W) uint8, 1 inside an (N, 2) pixel polygon: the inverse of `mask_polygon`."""
+    mask = np.zeros(shape[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon.reshape(-1, 2)).astype(np.int32)], 1)
+    return mask
+
+
 def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
     """Outer outline (N, 2) of a mask's largest piece, or None if it has no area.
 

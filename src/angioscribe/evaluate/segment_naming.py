@@ -33,7 +33,7 @@ from angioscribe.evaluate.confusion import plot_confusion
 from angioscribe.findings import frame_findings
 from angioscribe.models.segmenter import Segmenter
 from angioscribe.progress import progress
-from angioscribe.regions import Region, mask_polygon
+from angioscribe.regions import Region, mask_polygon, polygon_mask
 
 MAIN_VESSELS = frozenset({"RCA", "LM", "LAD", "LCX"})
 PSEUDO_LESION_RADIUS = 12
@@ -114,7 +114,7 @@ def lesions_on_annotated_segments(stenosis_image: ArcadeImage, syntax_image: Arc
     segments = syntax_image.mask("syntax")
     labelled = []
     for annotation in stenosis_image.annotations:
-        lesion = filled(annotation.polygon, segments.shape)
+        lesion = polygon_mask(annotation.polygon, segments.shape)
         under = segments[(lesion > 0) & (segments > 0)]
         if under.size:
             truth = segment_by_arcade_id(int(np.bincount(under).argmax())).number
@@ -123,17 +123,10 @@ def lesions_on_annotated_segments(stenosis_image: ArcadeImage, syntax_image: Arc
     return labelled
 
 
-def filled(polygon: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """(H, W) uint8, 1 inside the (N, 2) pixel polygon."""
-    mask = np.zeros(shape[:2], dtype=np.uint8)
-    cv2.fillPoly(mask, [np.round(polygon.reshape(-1, 2)).astype(np.int32)], 1)
-    return mask
-
-
 def pseudo_lesions(polygon: np.ndarray, shape: tuple[int, ...], count: int,
                    rng: np.random.Generator) -> list[Region]:
     """`count` lesion-sized discs centred on random pixels of a segment, clipped to it."""
-    segment = filled(polygon, shape)
+    segment = polygon_mask(polygon, shape)
     ys, xs = np.nonzero(segment)
     lesions = []
     for index in rng.integers(len(ys), size=count) if len(ys) else []:
