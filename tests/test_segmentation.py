@@ -52,7 +52,7 @@ from angioscribe.train.segmentation import (
     predict_probabilities,
     segmentation_loss,
 )
-from angioscribe.train.thresholds import tune_stenosis_rules, tune_syntax
+from angioscribe.train.thresholds import StenosisGrid, tune_stenosis_rules, tune_syntax
 
 torch.set_num_threads(2)
 LAD_MID = 7  # ARCADE id 7 is SYNTAX segment 7 (mid LAD)
@@ -221,6 +221,18 @@ def test_stenosis_tuning_caps_lesions_when_extra_ones_cost_score(tmp_path: Path)
     assert rules.max_lesions == 1
     assert f1 > 0.7
 
+def test_cross_validated_tuning_scores_each_frame_under_thresholds_tuned_without_it() -> None:
+    """Setting 0 wins overall only through frame 0; tuned without frame 0, setting 1 wins.
+    Leave-one-out: 0.28 for frame 0, 0.1 for the others, against the 0.3 tuned on all."""
+    lucky, steady = StenosisRules(min_score=0.9), StenosisRules(min_score=0.5)
+    scores = np.array([[0.9, 0.1, 0.1, 0.1, np.nan], [0.28, 0.28, 0.28, 0.28, np.nan]])
+    grid = StenosisGrid((lucky, steady), scores)
+    assert grid.best() == (lucky, pytest.approx(0.3)) and grid.scored_frames == 4
+    assert grid.best(np.array([1, 2, 3]))[0] == steady
+    assert grid.cross_validated_f1(folds=4) == pytest.approx((0.28 + 3 * 0.1) / 4)
+    with pytest.raises(ValueError, match="4 frames with lesions cannot make 5 folds"):
+        grid.cross_validated_f1(folds=5)
+
 # --- COCO export and the official metric ------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -326,6 +338,8 @@ def test_cli_train_segment_exports_artifact_card_and_the_f1_segment_reproduces(
     assert (tmp_path / "run" / "stenosis-seg-breakdown.png").stat().st_size > 1000
     low, high = report["val_f1_ci95"]
     assert low <= report["val_f1"] <= high
+    assert report["val_f1_cross_validated"]["folds"] == 3  # one per val frame
+    assert f"**{report['val_f1_cross_validated']['f1']:.4f}**, each val frame" in card
     out = tmp_path / "pred.json"
     result = CliRunner().invoke(app, ["segment", str(root / "stenosis" / "val" / "images"),
                                       "--task", "stenosis", "--out", str(out),

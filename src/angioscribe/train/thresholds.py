@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import product
 
 import numpy as np
@@ -111,12 +111,54 @@ def tune_syntax(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeImage
     return best, best_f1
 
 
-def tune_stenosis_rules(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeImage],
-                        lengths: Sequence[float | None] = LENGTH_GRID
-                        ) -> tuple[StenosisRules, float]:
+@dataclass(frozen=True)
+class StenosisGrid:
+    """Every stenosis setting of the grid scored on every frame: (settings, frames) image F1,
+    NaN for a frame without lesions (the metric leaves those out).
+
+    Kept whole so that tuning on some frames and scoring others costs no new outlines:
+    `cross_validated_f1` is the estimate free of tuning on the frames it reports.
+    """
+
+    settings: tuple[StenosisRules, ...]
+    scores: np.ndarray
+
+    def best(self, frames: np.ndarray | None = None) -> tuple[StenosisRules, float]:
+        """The setting with the best mean over `frames` (indices; all by default) and that
+        mean; the first such setting of the grid on ties."""
+        index, mean = self._best_index(frames)
+        return self.settings[index], mean
+
+    def _best_index(self, frames: np.ndarray | None) -> tuple[int, float]:
+        scores = self.scores if frames is None else self.scores[:, frames]
+        means = np.nanmean(scores, axis=1)
+        index = int(np.argmax(means))
+        return index, float(means[index])
+
+    @property
+    def scored_frames(self) -> int:
+        """Frames the metric scores (those with lesions)."""
+        return int(np.count_nonzero(~np.isnan(self.scores[0])))
+
+    def cross_validated_f1(self, folds: int = 5, seed: int = 0) -> float:
+        """Mean F1 of each frame under the setting tuned on the other folds (frames dealt
+        into `folds` by a seeded shuffle)."""
+        scored = np.flatnonzero(~np.isnan(self.scores[0]))
+        if not 2 <= folds <= len(scored):
+            raise ValueError(f"{len(scored)} frames with lesions cannot make {folds} folds")
+        shuffled = np.random.default_rng(seed).permutation(scored)
+        held_out = []
+        for fold in np.array_split(shuffled, folds):
+            index, _ = self._best_index(np.setdiff1d(scored, fold))
+            held_out.extend(self.scores[index, fold])
+        return float(np.mean(held_out))
+
+
+def stenosis_grid(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeImage],
+                  lengths: Sequence[float | None] = LENGTH_GRID) -> StenosisGrid:
     """Grid over pixel threshold, cut length, minimum area, minimum mean probability and
     lesion cap. Each (pixel threshold, length) pair outlines and scores the regions once."""
-    best, best_f1 = StenosisRules(), -1.0
+    settings, rows = [], []
     for pixel_threshold, max_length in product(PIXEL_GRID, lengths):
         loose = StenosisRules(pixel_threshold=pixel_threshold, min_area=1, min_score=0.0,
                               max_length=max_length)
@@ -126,10 +168,16 @@ def tune_stenosis_rules(probabilities: Sequence[np.ndarray], truth: Sequence[Arc
         for min_area, min_score, cap in product(AREA_GRID, SCORE_GRID, LESION_CAP_GRID):
             rules = replace(loose, min_area=max(min_area, 1), min_score=float(min_score),
                             max_lesions=cap)
-            f1 = _stenosis_f1(regions, matched, truth, rules)
-            if f1 > best_f1:
-                best, best_f1 = rules, f1
-    return best, best_f1
+            settings.append(rules)
+            rows.append(np.array(_stenosis_image_f1(regions, matched, truth, rules)))
+    return StenosisGrid(tuple(settings), np.stack(rows))
+
+
+def tune_stenosis_rules(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeImage],
+                        lengths: Sequence[float | None] = LENGTH_GRID
+                        ) -> tuple[StenosisRules, float]:
+    """The best setting of `stenosis_grid` on all frames and its F1."""
+    return stenosis_grid(probabilities, truth, lengths).best()
 
 
 def _best_stenosis_f1(regions: list[Region], image: ArcadeImage) -> list[float]:
@@ -138,16 +186,16 @@ def _best_stenosis_f1(regions: list[Region], image: ArcadeImage) -> list[float]:
                  for gt in polygons), default=0.0) for region in regions]
 
 
-def _stenosis_f1(regions: Sequence[list[Region]], matched: Sequence[list[float]],
-                 truth: Sequence[ArcadeImage], rules: StenosisRules) -> float:
+def _stenosis_image_f1(regions: Sequence[list[Region]], matched: Sequence[list[float]],
+                       truth: Sequence[ArcadeImage], rules: StenosisRules) -> list[float]:
+    """Each frame's metric score under `rules` (NaN without lesions), replayed from the
+    regions' best polygon F1."""
     scores = []
     for image_regions, image_matched, image in zip(regions, matched, truth, strict=True):
         kept = [f1 for region, f1 in zip(image_regions, image_matched, strict=True)
                 if region.area >= rules.min_area and region.score >= rules.min_score]
         kept = kept[:rules.max_lesions]  # regions come most confident first
         n_gt = len(image.annotations)
-        if n_gt == 0:
-            continue
         kept += [0.0] * (n_gt - len(kept))
-        scores.append(float(np.mean(kept)))
-    return float(np.mean(scores))
+        scores.append(float(np.mean(kept)) if n_gt else np.nan)
+    return scores
