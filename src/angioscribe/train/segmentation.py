@@ -205,6 +205,8 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
     model = build_model(entry)
     checkpoint = Path(checkpoint or Path(config.out_dir) / BEST_CHECKPOINT)
     state = load_model_weights(checkpoint, model)
+    # The artifact stores fp16: tune on the weights users will run, not on their fp32 originals.
+    model = model.half().float()
     images, frames, _ = read_split(config, "val", None)
     probabilities = predict_probabilities(model, entry.preprocess, frames)
     regions: list[list[Region]]
