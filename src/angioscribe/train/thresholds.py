@@ -137,13 +137,16 @@ class StenosisGrid:
 
     @property
     def scored_frames(self) -> int:
-        """Frames the metric scores (those with lesions)."""
-        return int(np.count_nonzero(~np.isnan(self.scores[0])))
+        """How many frames the metric scores (those with lesions)."""
+        return len(self._scored())
+
+    def _scored(self) -> np.ndarray:
+        return np.flatnonzero(~np.isnan(self.scores[0]))
 
     def cross_validated_f1(self, folds: int = 5, seed: int = 0) -> float:
         """Mean F1 of each frame under the setting tuned on the other folds (frames dealt
         into `folds` by a seeded shuffle)."""
-        scored = np.flatnonzero(~np.isnan(self.scores[0]))
+        scored = self._scored()
         if not 2 <= folds <= len(scored):
             raise ValueError(f"{len(scored)} frames with lesions cannot make {folds} folds")
         shuffled = np.random.default_rng(seed).permutation(scored)
