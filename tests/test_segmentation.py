@@ -16,6 +16,7 @@ import yaml
 from PIL import Image
 from torch import nn
 
+from angioscribe.anatomy import segment_by_arcade_id
 from angioscribe.data.arcade import ArcadeAnnotation, ArcadeImage, load_arcade
 from angioscribe.errors import AngioscribeError, InputError
 from angioscribe.evaluate.arcade_metric import arcade_f1
@@ -39,7 +40,9 @@ from angioscribe.regions import (
     SyntaxRules,
     coco_results,
     distance_from_one_end,
+    select_syntax,
     stenosis_regions,
+    syntax_candidates,
     syntax_regions,
 )
 from angioscribe.train.augment import XrayAugment
@@ -52,7 +55,14 @@ from angioscribe.train.segmentation import (
     predict_probabilities,
     segmentation_loss,
 )
-from angioscribe.train.thresholds import StenosisGrid, tune_stenosis_rules, tune_syntax
+from angioscribe.train.thresholds import (
+    StenosisGrid,
+    SyntaxTable,
+    SyntaxTuning,
+    syntax_table,
+    tune_stenosis_rules,
+    tune_syntax,
+)
 
 torch.set_num_threads(2)
 LAD_MID = 7  # ARCADE id 7 is SYNTAX segment 7 (mid LAD)
@@ -230,8 +240,55 @@ def test_cross_validated_tuning_scores_each_frame_under_thresholds_tuned_without
     assert grid.best() == (lucky, pytest.approx(0.3)) and grid.scored_frames == 4
     assert grid.best(np.array([1, 2, 3]))[0] == steady
     assert grid.cross_validated_f1(folds=4) == pytest.approx((0.28 + 3 * 0.1) / 4)
-    with pytest.raises(ValueError, match="4 frames with lesions cannot make 5 folds"):
+    with pytest.raises(ValueError, match="4 scored frames cannot make 5 folds"):
         grid.cross_validated_f1(folds=5)
+
+def test_syntax_cross_validation_repeats_the_per_class_search_without_the_held_out_frame(
+) -> None:
+    """Four frames show #7 (each candidate 0.5 F1) and a false #9 candidate. Frame 0's #7 is
+    unsure (0.3) and only a per-class threshold rescues it: tuned on all frames every frame
+    scores 0.5, but tuned without frame 0 the search has no reason to lower #7's threshold."""
+    table = SyntaxTable(frame=np.repeat(np.arange(4), 2), category=np.tile([7, 9], 4),
+                        score=np.array([0.3, 0.25] + [0.9, 0.5] * 3),
+                        area=np.full(8, 100.0), overlap=np.tile([0.5, 0.0], 4),
+                        false_class=np.tile([False, True], 4), classes_shown=np.ones(4, int))
+    tuning = SyntaxTuning({None: table})
+    rules, f1 = tuning.best()
+    assert f1 == pytest.approx(0.5) and rules.threshold(7) <= 0.3 < 0.5 < rules.threshold(9)
+    assert tuning.scored_frames == 4
+    assert tuning.cross_validated_f1(folds=4) == pytest.approx(3 * 0.5 / 4)
+
+
+def test_syntax_table_replays_the_official_metric(syntax_val) -> None:
+    """Candidates made from real annotations (shifted, random confidences, plus a class each
+    frame does not show) scored by the table under random rules equal the official scorer's
+    per-image F1 on the regions `select_syntax` keeps."""
+    rng = np.random.default_rng(0)
+    candidates = []
+    for image in syntax_val.images:
+        mask = np.roll(image.mask("syntax"), 3, axis=1)
+        regions = [replace(r, score=float(rng.uniform(0.2, 1.0)))
+                   for r in syntax_candidates(one_hot_probabilities(mask, 26))]
+        shown = {a.category_id for a in image.annotations}
+        absent = next(c for c in range(1, 26) if c not in shown
+                      and segment_by_arcade_id(c).laterality == image.laterality)
+        candidates.append(regions + [replace(regions[0], category_id=absent, score=0.6)])
+    table = syntax_table(candidates, syntax_val.images)
+    scores = []
+    for _ in range(5):
+        rules = SyntaxRules(min_score=float(rng.uniform(0.3, 0.9)), min_area=30,
+                            class_min_score={int(c): float(rng.uniform(0.3, 0.9))
+                                             for c in rng.choice(25, 5) + 1})
+        kept = [select_syntax(c, rules) for c in candidates]
+        official = arcade_f1(syntax_val.coco, coco_results(image_records(syntax_val.images), kept),
+                             "syntax")
+        expected = [official.per_image[i.file_name] for i in syntax_val.images]
+        assert table.image_f1(rules) == pytest.approx(expected)
+        assert table.f1(rules) == pytest.approx(official.f1)
+        scores.append(official.f1)
+    assert max(scores) > 0.3
+    assert table.f1(SyntaxRules(min_score=0.2)) == 0.0  # every frame keeps its absent class
+
 
 # --- COCO export and the official metric ------------------------------------------------------
 
@@ -359,6 +416,30 @@ def test_cli_train_segment_exports_artifact_card_and_the_f1_segment_reproduces(
     assert f"Warm start from `{artifact}`" in card2 and "(50% of them centred" in card2
     earlier = card2[card2.index("## Earlier stage"):]
     assert f"**{report['val_f1']:.4f}**" in earlier and "### Recipe" in earlier
+
+def test_cli_train_segment_syntax_export_tunes_and_cross_validates(
+        shared_data: Path, tmp_path: Path) -> None:
+    """The syntax export on a 3-image ARCADE copy: its thresholds name a vessel width, and
+    the card and export.json carry the F1 cross-validated over one fold per val frame."""
+    from typer.testing import CliRunner
+
+    from angioscribe.cli import app
+
+    root = tiny_arcade(shared_data, tmp_path / "arcade", "syntax", 3)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(f"task: syntax\nmodel: syntax-seg\ndata_root: {root}\n"
+                      f"out_dir: {tmp_path / 'run'}\nepochs: 1\nbatch_size: 3\ncrop_size: 64\n"
+                      "eval_every_epochs: 1\nthreads: 2\n")
+    result = CliRunner().invoke(app, ["train", "segment", "--task", "syntax",
+                                      "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "run" / "export.json").read_text())
+    assert "background_threshold" in report["thresholds"]
+    assert report["val_f1_cross_validated"]["folds"] == 3
+    assert 0.0 <= report["val_f1_cross_validated"]["f1"] <= 1.0
+    card = Path(report["artifact"]).with_suffix(".md").read_text()
+    assert f"**{report['val_f1_cross_validated']['f1']:.4f}**, each val frame" in card
+
 
 def test_card_calls_weights_interim_only_while_the_run_is_unfinished() -> None:
     """The best checkpoint of a finished run can be an early epoch; that is not interim."""

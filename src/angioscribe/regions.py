@@ -151,7 +151,7 @@ def syntax_candidates(probabilities: np.ndarray, background_threshold: float | N
 def select_syntax(candidates: list[Region], rules: SyntaxRules) -> list[Region]:
     """Apply the one-side rule, then the per-class confidence and area thresholds."""
     if rules.one_side:
-        candidates = _dominant_side(candidates)
+        candidates = dominant_side(candidates)
     return [region for region in candidates
             if region.score >= rules.threshold(region.category_id)
             and region.area >= rules.min_area]
@@ -162,7 +162,7 @@ def syntax_regions(probabilities: np.ndarray, rules: SyntaxRules) -> list[Region
     return select_syntax(syntax_candidates(probabilities, rules.background_threshold), rules)
 
 
-def _dominant_side(candidates: list[Region]) -> list[Region]:
+def dominant_side(candidates: list[Region]) -> list[Region]:
     """Keep the side (LCA/RCA) with more confident area: an image shows one injection, and a
     wrong-side class would zero the image's score."""
     weight = {"LCA": 0.0, "RCA": 0.0}

@@ -49,10 +49,12 @@ from angioscribe.train.config import TrainConfig
 from angioscribe.train.loop import BEST_CHECKPOINT, load_model_weights
 from angioscribe.train.losses import DiceCELoss, class_weights
 from angioscribe.train.thresholds import (
+    StenosisGrid,
+    SyntaxTuning,
     stenosis_grid,
-    syntax_f1,
+    syntax_table,
+    syntax_tuning,
     tune_stenosis_rules,
-    tune_syntax,
     tune_syntax_rules,
 )
 
@@ -169,9 +171,10 @@ class SegmentationTraining:
         cuts, to stay quick: a minute, not seven; the export tunes everything)."""
         probabilities = predict_probabilities(model, self.entry.preprocess, self.val_frames)
         if self.config.task == "syntax":
-            candidates = [syntax_candidates(p) for p in probabilities]
-            rules, f1 = tune_syntax_rules(candidates, self.val_images, per_class=False)
-            default_f1 = syntax_f1(candidates, self.val_images, SyntaxRules())
+            table = syntax_table([syntax_candidates(p) for p in probabilities],
+                                 self.val_images)
+            rules, f1 = tune_syntax_rules(table, per_class=False)
+            default_f1 = table.f1(SyntaxRules())
             return {"score": f1, "f1_default_rules": default_f1, "min_score": rules.min_score}
         rules, f1 = tune_stenosis_rules(probabilities, self.val_images, lengths=(None,))
         return {"score": f1, "pixel_threshold": rules.pixel_threshold}
@@ -210,18 +213,19 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
     images, frames, _ = read_split(config, "val", None)
     probabilities = predict_probabilities(model, entry.preprocess, frames)
     regions: list[list[Region]]
-    cross_validated: dict[str, float] | None = None
+    tuning: SyntaxTuning | StenosisGrid
     if config.task == "syntax":
-        rules, _ = tune_syntax(probabilities, images)
-        regions = [syntax_regions(p, rules) for p in probabilities]
-        thresholds = rules.to_dict()
+        tuning = syntax_tuning(probabilities, images)
+        syntax_rules, _ = tuning.best()
+        regions = [syntax_regions(p, syntax_rules) for p in probabilities]
+        thresholds = syntax_rules.to_dict()
     else:
-        grid = stenosis_grid(probabilities, images)
-        stenosis_rules, _ = grid.best()
-        folds = min(CROSS_VALIDATION_FOLDS, grid.scored_frames)
-        cross_validated = {"f1": grid.cross_validated_f1(folds), "folds": folds}
+        tuning = stenosis_grid(probabilities, images)
+        stenosis_rules, _ = tuning.best()
         regions = [stenosis_regions(p, stenosis_rules) for p in probabilities]
         thresholds = stenosis_rules.to_dict()
+    folds = min(CROSS_VALIDATION_FOLDS, tuning.scored_frames)
+    cross_validated = {"f1": tuning.cross_validated_f1(folds), "folds": folds}
     split = load_arcade(config.data_root, config.task, "val")
     predictions = coco_results(
         [{"id": i.image_id, "file_name": i.file_name, "width": i.width, "height": i.height}
@@ -251,8 +255,8 @@ def _cross_validated_words(report: dict[str, Any]) -> str:
     if cross_validated is None:
         return ""
     return (f"\nWithout that optimism: **{cross_validated['f1']:.4f}**, each val frame scored "
-            "under the setting tuned on\nthe other val frames "
-            f"({cross_validated['folds']} folds, `StenosisGrid.cross_validated_f1`).")
+            "under the post-processing tuned\non the other val frames "
+            f"({cross_validated['folds']} folds, the whole search repeated per fold).")
 
 
 def model_card(report: dict[str, Any], entry: ModelEntry) -> str:
