@@ -59,6 +59,7 @@ from angioscribe.train.thresholds import (
     StenosisGrid,
     SyntaxTable,
     SyntaxTuning,
+    choose_syntax_tuning,
     syntax_table,
     tune_stenosis_rules,
     tune_syntax,
@@ -243,20 +244,40 @@ def test_cross_validated_tuning_scores_each_frame_under_thresholds_tuned_without
     with pytest.raises(ValueError, match="4 scored frames cannot make 5 folds"):
         grid.cross_validated_f1(folds=5)
 
+def unsure_lad_table(unsure: int, sure: int) -> SyntaxTable:
+    """Frames that each show #7 (its candidate 0.5 F1) and get a false #9 candidate: in the
+    first `unsure` frames #7 scores 0.3 and #9 0.25, in the next `sure` ones 0.9 and 0.5. Only a
+    per-class threshold below 0.3 for #7 rescues the unsure frames."""
+    frames = unsure + sure
+    return SyntaxTable(frame=np.repeat(np.arange(frames), 2), category=np.tile([7, 9], frames),
+                       score=np.array([0.3, 0.25] * unsure + [0.9, 0.5] * sure),
+                       area=np.full(2 * frames, 100.0), overlap=np.tile([0.5, 0.0], frames),
+                       false_class=np.tile([False, True], frames),
+                       classes_shown=np.ones(frames, int))
+
+
 def test_syntax_cross_validation_repeats_the_per_class_search_without_the_held_out_frame(
 ) -> None:
-    """Four frames show #7 (each candidate 0.5 F1) and a false #9 candidate. Frame 0's #7 is
-    unsure (0.3) and only a per-class threshold rescues it: tuned on all frames every frame
-    scores 0.5, but tuned without frame 0 the search has no reason to lower #7's threshold."""
-    table = SyntaxTable(frame=np.repeat(np.arange(4), 2), category=np.tile([7, 9], 4),
-                        score=np.array([0.3, 0.25] + [0.9, 0.5] * 3),
-                        area=np.full(8, 100.0), overlap=np.tile([0.5, 0.0], 4),
-                        false_class=np.tile([False, True], 4), classes_shown=np.ones(4, int))
-    tuning = SyntaxTuning({None: table})
+    """One unsure frame: tuned on all frames every frame scores 0.5, but tuned without it the
+    search has no reason to lower #7's threshold, so it scores 0 when held out."""
+    tuning = SyntaxTuning({None: unsure_lad_table(1, 3)})
     rules, f1 = tuning.best()
     assert f1 == pytest.approx(0.5) and rules.threshold(7) <= 0.3 < 0.5 < rules.threshold(9)
     assert tuning.scored_frames == 4
     assert tuning.cross_validated_f1(folds=4) == pytest.approx(3 * 0.5 / 4)
+
+
+def test_per_class_thresholds_are_kept_only_where_they_score_on_held_out_frames() -> None:
+    """With one unsure frame the per-class threshold does not generalise (a tie with one
+    threshold, the simpler search is kept); with two, each held-out unsure frame is rescued by
+    the threshold the other one justified."""
+    one_unsure = choose_syntax_tuning(SyntaxTuning({None: unsure_lad_table(1, 3)}), folds=4)
+    assert not one_unsure.per_class and one_unsure.best()[0].class_min_score == {}
+    two_unsure = choose_syntax_tuning(SyntaxTuning({None: unsure_lad_table(2, 4)}), folds=6)
+    assert two_unsure.per_class and two_unsure.best()[0].threshold(7) <= 0.3
+    assert two_unsure.cross_validated_f1(folds=6) == pytest.approx(0.5)
+    assert replace(two_unsure, per_class=False).cross_validated_f1(folds=6) == pytest.approx(
+        4 * 0.5 / 6)
 
 
 def test_syntax_table_replays_the_official_metric(syntax_val) -> None:
@@ -435,10 +456,13 @@ def test_cli_train_segment_syntax_export_tunes_and_cross_validates(
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "run" / "export.json").read_text())
     assert "background_threshold" in report["thresholds"]
-    assert report["val_f1_cross_validated"]["folds"] == 3
-    assert 0.0 <= report["val_f1_cross_validated"]["f1"] <= 1.0
+    cross_validated = report["val_f1_cross_validated"]
+    assert cross_validated["folds"] == 3 and 0.0 <= cross_validated["f1"] <= 1.0
+    per_class = cross_validated["per_class_thresholds"]
+    assert per_class or report["thresholds"]["class_min_score"] == {}
     card = Path(report["artifact"]).with_suffix(".md").read_text()
-    assert f"**{report['val_f1_cross_validated']['f1']:.4f}**, each val frame" in card
+    assert f"**{cross_validated['f1']:.4f}**, each val frame" in card
+    assert ("Per-class thresholds are used" if per_class else "One threshold for all") in card
 
 
 def test_card_calls_weights_interim_only_while_the_run_is_unfinished() -> None:

@@ -51,6 +51,7 @@ from angioscribe.train.losses import DiceCELoss, class_weights
 from angioscribe.train.thresholds import (
     StenosisGrid,
     SyntaxTuning,
+    choose_syntax_tuning,
     stenosis_grid,
     syntax_table,
     syntax_tuning,
@@ -214,18 +215,23 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
     probabilities = predict_probabilities(model, entry.preprocess, frames)
     regions: list[list[Region]]
     tuning: SyntaxTuning | StenosisGrid
+    cross_validated: dict[str, Any]
     if config.task == "syntax":
-        tuning = syntax_tuning(probabilities, images)
+        all_searches = syntax_tuning(probabilities, images)
+        folds = min(CROSS_VALIDATION_FOLDS, all_searches.scored_frames)
+        tuning = choose_syntax_tuning(all_searches, folds)
         syntax_rules, _ = tuning.best()
         regions = [syntax_regions(p, syntax_rules) for p in probabilities]
         thresholds = syntax_rules.to_dict()
+        cross_validated = {"per_class_thresholds": tuning.per_class}
     else:
         tuning = stenosis_grid(probabilities, images)
+        folds = min(CROSS_VALIDATION_FOLDS, tuning.scored_frames)
         stenosis_rules, _ = tuning.best()
         regions = [stenosis_regions(p, stenosis_rules) for p in probabilities]
         thresholds = stenosis_rules.to_dict()
-    folds = min(CROSS_VALIDATION_FOLDS, tuning.scored_frames)
-    cross_validated = {"f1": tuning.cross_validated_f1(folds), "folds": folds}
+        cross_validated = {}
+    cross_validated.update(f1=tuning.cross_validated_f1(folds), folds=folds)
     split = load_arcade(config.data_root, config.task, "val")
     predictions = coco_results(
         [{"id": i.image_id, "file_name": i.file_name, "width": i.width, "height": i.height}
@@ -256,7 +262,19 @@ def _cross_validated_words(report: dict[str, Any]) -> str:
         return ""
     return (f"\nWithout that optimism: **{cross_validated['f1']:.4f}**, each val frame scored "
             "under the post-processing tuned\non the other val frames "
-            f"({cross_validated['folds']} folds, the whole search repeated per fold).")
+            f"({cross_validated['folds']} folds, the whole search repeated per fold)."
+            + _per_class_words(cross_validated))
+
+
+def _per_class_words(cross_validated: dict[str, Any]) -> str:
+    """Syntax exports say whether per-class thresholds earned their place (held-out folds)."""
+    if "per_class_thresholds" not in cross_validated:
+        return ""
+    if cross_validated["per_class_thresholds"]:
+        return ("\nPer-class thresholds are used: they scored higher on held-out folds than one "
+                "threshold\nfor all classes (`choose_syntax_tuning`).")
+    return ("\nOne threshold for all classes: per-class thresholds scored lower on held-out "
+            "folds\n(`choose_syntax_tuning`).")
 
 
 def model_card(report: dict[str, Any], entry: ModelEntry) -> str:

@@ -129,13 +129,14 @@ class SyntaxTuning:
     syntax search, kept so that it can be repeated on some frames and scored on others."""
 
     tables: dict[float | None, SyntaxTable]
+    per_class: bool = True
 
     def best(self, frames: np.ndarray | None = None) -> tuple[SyntaxRules, float]:
         """`tune_syntax_rules` for each width over `frames`, the best kept (the first width
         on ties)."""
         best, best_f1 = SyntaxRules(), -1.0
         for background_threshold, table in self.tables.items():
-            rules, f1 = tune_syntax_rules(table, frames)
+            rules, f1 = tune_syntax_rules(table, frames, per_class=self.per_class)
             if f1 > best_f1:
                 best, best_f1 = replace(rules, background_threshold=background_threshold), f1
         return best, best_f1
@@ -166,6 +167,20 @@ def syntax_tuning(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeIma
     return SyntaxTuning({
         width: syntax_table([syntax_candidates(p, width) for p in probabilities], truth)
         for width in BACKGROUND_GRID})
+
+
+def choose_syntax_tuning(tuning: SyntaxTuning, folds: int, seed: int = 0) -> SyntaxTuning:
+    """The search with per-class thresholds if they beat one threshold for all classes on
+    frames they were not tuned on, else the one-threshold search.
+
+    Per-class thresholds always gain on the frames they are tuned on, but a rare class's
+    threshold is fitted to a handful of frames: for the shipped syntax-seg they raised the
+    val-tuned F1 from 0.461 to 0.479 and lowered the cross-validated one from 0.458 to 0.448.
+    """
+    each_class, one = replace(tuning, per_class=True), replace(tuning, per_class=False)
+    if each_class.cross_validated_f1(folds, seed) > one.cross_validated_f1(folds, seed):
+        return each_class
+    return one
 
 
 def tune_syntax(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeImage]
