@@ -61,8 +61,8 @@ from angioscribe.train.thresholds import (
     SyntaxTuning,
     choose_syntax_tuning,
     syntax_table,
+    syntax_tuning,
     tune_stenosis_rules,
-    tune_syntax,
 )
 
 torch.set_num_threads(2)
@@ -143,7 +143,7 @@ def test_syntax_tuning_thins_vessels_painted_wider_than_annotated(tmp_path: Path
     core = np.array([[5, 18], [54, 18], [54, 21], [5, 21]], dtype=float)
     truth = ArcadeImage(1, "1.png", tmp_path / "1.png", 60, 40,
                         [ArcadeAnnotation(LAD_MID, "7", core)])
-    rules, f1 = tune_syntax([probabilities], [truth])
+    rules, f1 = syntax_tuning([probabilities], [truth]).best()
     assert rules.background_threshold is not None and rules.background_threshold <= 0.35
     plain = syntax_regions(probabilities, replace(rules, background_threshold=None))
     assert plain[0].area > 3 * syntax_regions(probabilities, rules)[0].area

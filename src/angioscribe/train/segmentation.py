@@ -273,8 +273,8 @@ def _per_class_words(cross_validated: dict[str, Any]) -> str:
     if cross_validated["per_class_thresholds"]:
         return ("\nPer-class thresholds are used: they scored higher on held-out folds than one "
                 "threshold\nfor all classes (`choose_syntax_tuning`).")
-    return ("\nOne threshold for all classes: per-class thresholds scored lower on held-out "
-            "folds\n(`choose_syntax_tuning`).")
+    return ("\nOne threshold for all classes: per-class thresholds did not score higher on "
+            "held-out\nfolds (`choose_syntax_tuning`).")
 
 
 def model_card(report: dict[str, Any], entry: ModelEntry) -> str:

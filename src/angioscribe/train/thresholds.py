@@ -184,12 +184,6 @@ def choose_syntax_tuning(tuning: SyntaxTuning, folds: int, seed: int = 0) -> Syn
     return one
 
 
-def tune_syntax(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeImage]
-                ) -> tuple[SyntaxRules, float]:
-    """The best syntax rules over every width and their F1."""
-    return syntax_tuning(probabilities, truth).best()
-
-
 def cross_validated_mean(scored: np.ndarray, folds: int, seed: int,
                          held_out: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float:
     """Mean of `held_out(tuning_frames, fold)` over `folds` folds of the `scored` frames
