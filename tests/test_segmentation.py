@@ -54,6 +54,7 @@ from angioscribe.train.segmentation import (
     model_card,
     predict_probabilities,
     segmentation_loss,
+    tune_post_processing,
 )
 from angioscribe.train.thresholds import (
     StenosisGrid,
@@ -231,6 +232,13 @@ def test_stenosis_tuning_caps_lesions_when_extra_ones_cost_score(tmp_path: Path)
     rules, f1 = tune_stenosis_rules([probabilities], [truth])
     assert rules.max_lesions == 1
     assert f1 > 0.7
+    # The export's tuning: one scored frame leaves nothing to hold out; two make two folds.
+    thresholds, regions, cross_validated = tune_post_processing(
+        "stenosis", [probabilities], [truth])
+    assert thresholds["max_lesions"] == 1 and len(regions[0]) == 1 and cross_validated is None
+    _, _, cross_validated = tune_post_processing("stenosis", [probabilities] * 2, [truth] * 2)
+    assert cross_validated is not None and cross_validated["folds"] == 2
+    assert cross_validated["f1"] == pytest.approx(f1)
 
 def test_cross_validated_tuning_scores_each_frame_under_thresholds_tuned_without_it() -> None:
     """Setting 0 wins overall only through frame 0; tuned without frame 0, setting 1 wins.

@@ -200,6 +200,36 @@ def predict_probabilities(model: nn.Module, preprocess: Preprocess, frames: list
 CROSS_VALIDATION_FOLDS = 5
 
 
+def tune_post_processing(task: str, probabilities: list[np.ndarray], images: list[ArcadeImage]
+                         ) -> tuple[dict[str, Any], list[list[Region]], dict[str, Any] | None]:
+    """Post-processing tuned on val with the official metric: its thresholds, the regions
+    they keep per frame, and the F1 cross-validated over val folds (None with fewer than two
+    scored frames: there is nothing to hold out). For syntax, per-class thresholds are kept
+    only if they win on held-out folds (`choose_syntax_tuning`)."""
+    tuning: SyntaxTuning | StenosisGrid
+    regions: list[list[Region]]
+    details: dict[str, Any] = {}
+    if task == "syntax":
+        tuning = syntax_tuning(probabilities, images)
+        folds = min(CROSS_VALIDATION_FOLDS, tuning.scored_frames)
+        if folds >= 2:
+            tuning = choose_syntax_tuning(tuning, folds)
+            details["per_class_thresholds"] = tuning.per_class
+        syntax_rules, _ = tuning.best()
+        regions = [syntax_regions(p, syntax_rules) for p in probabilities]
+        thresholds = syntax_rules.to_dict()
+    else:
+        tuning = stenosis_grid(probabilities, images)
+        folds = min(CROSS_VALIDATION_FOLDS, tuning.scored_frames)
+        stenosis_rules, _ = tuning.best()
+        regions = [stenosis_regions(p, stenosis_rules) for p in probabilities]
+        thresholds = stenosis_rules.to_dict()
+    if folds < 2:
+        return thresholds, regions, None
+    return thresholds, regions, {"f1": tuning.cross_validated_f1(folds), "folds": folds,
+                                 **details}
+
+
 def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
                 destination: str | Path | None = None) -> dict[str, Any]:
     """Tune post-processing on val with the best checkpoint, confirm it with the official
@@ -213,25 +243,7 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
     model = model.half().float()
     images, frames, _ = read_split(config, "val", None)
     probabilities = predict_probabilities(model, entry.preprocess, frames)
-    regions: list[list[Region]]
-    tuning: SyntaxTuning | StenosisGrid
-    cross_validated: dict[str, Any]
-    if config.task == "syntax":
-        all_searches = syntax_tuning(probabilities, images)
-        folds = min(CROSS_VALIDATION_FOLDS, all_searches.scored_frames)
-        tuning = choose_syntax_tuning(all_searches, folds)
-        syntax_rules, _ = tuning.best()
-        regions = [syntax_regions(p, syntax_rules) for p in probabilities]
-        thresholds = syntax_rules.to_dict()
-        cross_validated = {"per_class_thresholds": tuning.per_class}
-    else:
-        tuning = stenosis_grid(probabilities, images)
-        folds = min(CROSS_VALIDATION_FOLDS, tuning.scored_frames)
-        stenosis_rules, _ = tuning.best()
-        regions = [stenosis_regions(p, stenosis_rules) for p in probabilities]
-        thresholds = stenosis_rules.to_dict()
-        cross_validated = {}
-    cross_validated.update(f1=tuning.cross_validated_f1(folds), folds=folds)
+    thresholds, regions, cross_validated = tune_post_processing(config.task, probabilities, images)
     split = load_arcade(config.data_root, config.task, "val")
     predictions = coco_results(
         [{"id": i.image_id, "file_name": i.file_name, "width": i.width, "height": i.height}
