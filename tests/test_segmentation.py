@@ -397,6 +397,24 @@ def tiny_arcade(source: Path, root: Path, task: str, count: int) -> Path:
     return root
 
 
+def train_one_tiny_epoch(shared_data: Path, tmp_path: Path, task: str
+                         ) -> tuple[Path, Path, dict]:
+    """`angioscribe train segment` for one epoch on a 3-image ARCADE copy (64 px crops):
+    the copy's root, the config written, and the export report."""
+    from typer.testing import CliRunner
+
+    from angioscribe.cli import app
+
+    root = tiny_arcade(shared_data, tmp_path / "arcade", task, 3)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(f"task: {task}\nmodel: {task}-seg\ndata_root: {root}\n"
+                      f"out_dir: {tmp_path / 'run'}\nepochs: 1\nbatch_size: 3\ncrop_size: 64\n"
+                      "eval_every_epochs: 1\nthreads: 2\n")
+    result = CliRunner().invoke(app, ["train", "segment", "--task", task, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    return root, config, json.loads((tmp_path / "run" / "export.json").read_text())
+
+
 def test_cli_train_segment_exports_artifact_card_and_the_f1_segment_reproduces(
         shared_data: Path, tmp_path: Path) -> None:
     """One epoch on a 3-image ARCADE copy: the exported artifact, its card, and the val F1 the
@@ -406,15 +424,7 @@ def test_cli_train_segment_exports_artifact_card_and_the_f1_segment_reproduces(
 
     from angioscribe.cli import app
 
-    root = tiny_arcade(shared_data, tmp_path / "arcade", "stenosis", 3)
-    config = tmp_path / "tiny.yaml"
-    config.write_text(f"task: stenosis\nmodel: stenosis-seg\ndata_root: {root}\n"
-                      f"out_dir: {tmp_path / 'run'}\nepochs: 1\nbatch_size: 3\ncrop_size: 64\n"
-                      "eval_every_epochs: 1\nthreads: 2\n")
-    result = CliRunner().invoke(app, ["train", "segment", "--task", "stenosis",
-                                      "--config", str(config)])
-    assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "run" / "export.json").read_text())
+    root, config, report = train_one_tiny_epoch(shared_data, tmp_path, "stenosis")
     artifact = Path(report["artifact"])
     card = artifact.with_suffix(".md").read_text()
     assert f"**{report['val_f1']:.4f}**" in card and "epoch 1 " in card
@@ -450,19 +460,7 @@ def test_cli_train_segment_syntax_export_tunes_and_cross_validates(
         shared_data: Path, tmp_path: Path) -> None:
     """The syntax export on a 3-image ARCADE copy: its thresholds name a vessel width, and
     the card and export.json carry the F1 cross-validated over one fold per val frame."""
-    from typer.testing import CliRunner
-
-    from angioscribe.cli import app
-
-    root = tiny_arcade(shared_data, tmp_path / "arcade", "syntax", 3)
-    config = tmp_path / "tiny.yaml"
-    config.write_text(f"task: syntax\nmodel: syntax-seg\ndata_root: {root}\n"
-                      f"out_dir: {tmp_path / 'run'}\nepochs: 1\nbatch_size: 3\ncrop_size: 64\n"
-                      "eval_every_epochs: 1\nthreads: 2\n")
-    result = CliRunner().invoke(app, ["train", "segment", "--task", "syntax",
-                                      "--config", str(config)])
-    assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "run" / "export.json").read_text())
+    _, _, report = train_one_tiny_epoch(shared_data, tmp_path, "syntax")
     assert "background_threshold" in report["thresholds"]
     cross_validated = report["val_f1_cross_validated"]
     assert cross_validated["folds"] == 3 and 0.0 <= cross_validated["f1"] <= 1.0
