@@ -15,10 +15,12 @@ from typer.testing import CliRunner
 
 from angioscribe.cli import app
 from angioscribe.data.arcade import (
+    CENTRE_VALUE,
     ArcadeAnnotation,
     ArcadeImage,
     arcade_splits,
     find_arcade_root,
+    lesion_centre,
     load_arcade,
 )
 from angioscribe.errors import InputError
@@ -139,6 +141,31 @@ def test_lesion_gap_separates_touching_lesions_only(tmp_path: Path):
     assert np.array_equal(numbered > 0, plain > 0)
     with pytest.raises(ValueError, match="stenosis masks only"):
         image.mask("syntax", numbered=True)
+
+
+def test_lesion_centres_mark_the_middle_of_each_lesion_course(tmp_path: Path):
+    """A straight 40 px lesion's centre is its middle. An L-shaped one (arms 60 and 40 px) has
+    its centre half way along its course, on the long arm; its centroid lies off the vessel."""
+    straight = np.array([[10.0, 10.0], [49.0, 10.0], [49.0, 15.0], [10.0, 15.0]])
+    bent = np.array([[10.0, 40.0], [69.0, 40.0], [69.0, 79.0], [64.0, 79.0], [64.0, 45.0],
+                     [10.0, 45.0]])
+    image = ArcadeImage(1, "1.png", tmp_path / "1.png", 100, 100, [
+        ArcadeAnnotation(26, "stenosis", straight), ArcadeAnnotation(26, "stenosis", bent)])
+    plain, mask = image.mask("stenosis"), image.mask("stenosis", centres=3)
+    assert np.array_equal(mask > 0, plain > 0)  # centres are lesion pixels relabelled
+    pieces, count = ndimage.label(mask == CENTRE_VALUE)
+    assert count == 2
+    for piece, (row, column) in zip(range(1, 3), ((12.5, 29.5), (42.5, 54.0)), strict=True):
+        rows, columns = np.nonzero(pieces == piece)
+        assert 0 < len(rows) <= 29  # a disc of radius 3 clipped to the lesion
+        assert abs(rows.mean() - row) <= 1.5 and abs(columns.mean() - column) <= 2
+    bent_mask = image._rasterise([image.annotations[1]], "stenosis") > 0
+    centroid = np.round(ndimage.center_of_mass(bent_mask)).astype(int)
+    assert not bent_mask[tuple(centroid)] and bent_mask[lesion_centre(bent_mask)]
+    with pytest.raises(ValueError, match="stenosis masks only"):
+        image.mask("syntax", centres=3)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        image.mask("stenosis", numbered=True, centres=3)
 
 
 def _write_split(split_dir: Path, json_name: str, files: dict[str, str], task: str) -> None:

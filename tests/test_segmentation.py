@@ -219,6 +219,36 @@ def test_stenosis_tuning_cuts_a_blob_that_covers_two_annotated_lesions(tmp_path:
     assert tune_stenosis_rules([probabilities], [truth], lengths=(None,))[1] < 0.7
 
 
+def test_a_blob_holding_two_lesion_centres_is_split_between_them(tmp_path: Path) -> None:
+    """A 100 px stretch with a centre at either end of it: split at the centres it gives the
+    two annotated lesions without any length cut; without centre rules, or for a model
+    without a centre class, it stays one blob; a blob with one centre stays whole."""
+    shape = (64, 160)
+    labels = band(shape, 10, 110, 20, 28).astype(np.int64)
+    labels[band(shape, 30, 36, 20, 28)] = 2
+    labels[band(shape, 84, 90, 20, 28)] = 2
+    labels[band(shape, 130, 150, 20, 28)] = 1
+    labels[band(shape, 138, 142, 20, 28)] = 2
+    probabilities = one_hot_probabilities(labels, 3)
+    rules = StenosisRules(pixel_threshold=0.5, min_area=10, min_score=0.5, centre_threshold=0.5)
+    pieces = stenosis_regions(probabilities, rules)
+    assert len(pieces) == 3
+    left, right, alone = sorted(pieces, key=lambda region: region.bbox[0])
+    assert left.bbox[0] + left.bbox[2] < 61 and right.bbox[0] >= 59  # cut half way, x 59.5
+    assert alone.bbox[0] >= 130
+    assert left.area + right.area == (labels[:, :120] > 0).sum()
+    assert len(stenosis_regions(probabilities, replace(rules, centre_threshold=None))) == 2
+    merged = np.stack([probabilities[0], probabilities[1:].sum(axis=0)])
+    assert len(stenosis_regions(merged, rules)) == 2
+    halves = [np.array([[x0, 20], [x0 + 49, 20], [x0 + 49, 27], [x0, 27]], dtype=float)
+              for x0 in (10, 60)]
+    truth = ArcadeImage(1, "1.png", tmp_path / "1.png", 160, 64,
+                        [ArcadeAnnotation(26, "stenosis", half) for half in halves])
+    tuned, f1 = tune_stenosis_rules([probabilities[:, :, :120]], [truth], lengths=(None,))
+    assert tuned.centre_threshold is not None and f1 > 0.9
+    assert tune_stenosis_rules([merged[:, :, :120]], [truth], lengths=(None,))[1] < 0.7
+
+
 def test_stenosis_tuning_caps_lesions_when_extra_ones_cost_score(tmp_path: Path) -> None:
     """One true lesion and an equally large, nearly as confident false one: no area or score
     threshold separates them, the cap of one lesion per frame does."""
@@ -855,6 +885,37 @@ def test_a_syntax_artifact_starts_a_stenosis_model_with_all_but_its_head(
                                             "encoder": "tf_efficientnet_lite1"})
     with pytest.raises(ValueError, match="not 'stenosis-seg'"):
         load_artifact_weights(artifact, build_model(other), other)
+
+
+def test_a_centre_model_starts_from_a_lesion_artifact_with_its_head_rows(
+        tmp_path: Path, shared_data: Path) -> None:
+    """stenosis-seg-centres adds a class after stenosis-seg's two: their head rows carry over,
+    the centre row starts fresh, and the card says so. Centre labels and a centre class go
+    together: a config with one and not the other is refused before any data is read."""
+    lesions, _, lesion_entry = create_model("stenosis-seg", pretrained=False)
+    artifact = save_artifact(lesions, lesion_entry, tmp_path / "stenosis.safetensors")
+    centres, _, centre_entry = create_model("stenosis-seg-centres", pretrained=False)
+    fresh_row = centres.head.weight[2].detach().clone()
+    assert load_artifact_weights(artifact, centres, centre_entry) == []
+    stored = read_artifact(artifact)[1]
+    assert torch.equal(centres.head.weight[:2].half(), stored["head.weight"])
+    assert torch.equal(centres.head.bias[:2].half(), stored["head.bias"])
+    assert torch.equal(centres.head.weight[2], fresh_row)
+    config = TrainConfig(task="stenosis", model="stenosis-seg-centres", init_from=str(artifact),
+                         lesion_centres=5, data_root=str(shared_data), train_limit=1,
+                         val_limit=1, out_dir=str(tmp_path / "run"))
+    card = model_card({"config": config.to_dict(), "epoch": 2, "step": 250,
+                       "checkpoint": "best.pt", "train_images": 1000, "val_images": 200,
+                       "val_f1": 0.3, "val_f1_ci95": [0.27, 0.33], "thresholds": {},
+                       "val_f1_by_epoch": {}}, centre_entry)
+    assert "head's rows for background, stenosis carried over" in card
+    assert "the rows for stenosis centre freshly initialised" in card
+    assert "within 5 px of the middle of its course" in card
+    masks = SegmentationTraining(config).train_set.masks
+    assert set(np.unique(masks[0])) == {0, 1, 2}
+    for model, centre_px in (("stenosis-seg", 5), ("stenosis-seg-centres", 0)):
+        with pytest.raises(InputError, match="lesion_centres needs"):
+            SegmentationTraining(replace(config, model=model, lesion_centres=centre_px))
 
 
 class _TinyTask:

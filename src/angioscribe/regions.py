@@ -94,13 +94,17 @@ class StenosisRules:
     cap). The cap exists because the metric averages over predictions: a frame rarely shows more
     than two or three lesions, and each doubtful extra one lowers the frame's score. The cut
     exists because ARCADE's annotators split a long diseased stretch into consecutive lesions
-    that the network paints as one blob, and the metric matches each polygon to one lesion."""
+    that the network paints as one blob, and the metric matches each polygon to one lesion.
+    A model with a lesion-centre class (`stenosis-seg-centres`) can say where to cut: with
+    `centre_threshold`, a blob holding several centres (pieces of centre probability >= it) is
+    first split between them, each pixel to the nearest (`split_at_centres`)."""
 
     pixel_threshold: float = 0.5
     min_area: int = 20
     min_score: float = 0.5
     max_lesions: int | None = None
     max_length: float | None = None
+    centre_threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,22 +179,48 @@ def dominant_side(candidates: list[Region]) -> list[Region]:
 def stenosis_regions(probabilities: np.ndarray, rules: StenosisRules) -> list[Region]:
     """One polygon per lesion (a connected component, or a piece of a long one), confident and
     large enough, most confident first."""
-    lesion = probabilities[1] >= rules.pixel_threshold
+    lesion_probability = probabilities[1:].sum(axis=0)  # a centre is lesion too
+    lesion = lesion_probability >= rules.pixel_threshold
     _, components = cv2.connectedComponents(lesion.astype(np.uint8), connectivity=8)
+    centres = _centre_pieces(probabilities, rules.centre_threshold)
     regions = []
     for index, box in enumerate(ndimage.find_objects(components), start=1):
         if box is None:
             continue
         offset = np.array([box[1].start, box[0].start], dtype=np.float64)
-        for piece in lesion_pieces(components[box] == index, rules.max_length):
+        blob = components[box] == index
+        parts = [blob] if centres is None else split_at_centres(blob, centres[box])
+        for piece in (piece for part in parts for piece in lesion_pieces(part, rules.max_length)):
             area = int(piece.sum())
             if area < rules.min_area:
                 continue
-            score = float(probabilities[1][box][piece].mean())
+            score = float(lesion_probability[box][piece].mean())
             polygon = mask_polygon(piece)
             if score >= rules.min_score and polygon is not None:
                 regions.append(Region(ARCADE_STENOSIS_ID, polygon + offset, score, float(area)))
     return sorted(regions, key=lambda region: region.score, reverse=True)[:rules.max_lesions]
+
+
+def _centre_pieces(probabilities: np.ndarray, threshold: float | None) -> np.ndarray | None:
+    """Connected pieces (1..K, 0 elsewhere) of the centre class above `threshold`; None when
+    the rules or the model have no centres."""
+    if threshold is None or probabilities.shape[0] < 3:
+        return None
+    return cv2.connectedComponents((probabilities[2] >= threshold).astype(np.uint8),
+                                   connectivity=8)[1]
+
+
+def split_at_centres(blob: np.ndarray, centres: np.ndarray) -> list[np.ndarray]:
+    """A lesion blob split between the centre pieces (labels in `centres`, 0 = none) it
+    overlaps, each pixel to the nearest; whole when it overlaps fewer than two."""
+    inside = np.unique(centres[blob])
+    inside = inside[inside > 0]
+    if len(inside) < 2:
+        return [blob]
+    own = np.where(np.isin(centres, inside) & blob, centres, 0)
+    _, (rows, columns) = ndimage.distance_transform_edt(own == 0, return_indices=True)
+    nearest = own[rows, columns]
+    return [largest_component(blob & (nearest == label)) for label in inside]
 
 
 def lesion_pieces(component: np.ndarray, max_length: float | None) -> list[np.ndarray]:

@@ -35,6 +35,7 @@ from angioscribe.anatomy import (
     segment_by_arcade_id,
 )
 from angioscribe.errors import InputError
+from angioscribe.regions import distance_from_one_end
 
 Task = Literal["syntax", "stenosis"]
 TASKS: tuple[Task, ...] = ("syntax", "stenosis")
@@ -108,7 +109,7 @@ class ArcadeImage:
             raise InputError(self.path, f"cannot read image: {error}") from error
 
     def mask(self, kind: Task = "syntax", lesion_gap: int = 0,
-             numbered: bool = False) -> np.ndarray:
+             numbered: bool = False, centres: int = 0) -> np.ndarray:
         """Rasterised annotations, (H, W) uint8.
 
         `syntax`: a label map, 0 background, otherwise the ARCADE category id (1..25); where
@@ -124,11 +125,17 @@ class ArcadeImage:
 
         `numbered` (stenosis only) gives each lesion its own value, 1..K in file order, for a
         loss scored per lesion as the metric scores it.
+
+        `centres` (stenosis only) marks each lesion's middle with value 2: the lesion's pixels
+        within that many px of the midpoint of its course (`lesion_centre`). A network that
+        learns them tells where one lesion ends and the next begins inside one painted blob.
         """
         if kind not in TASKS:
             raise ValueError(f"mask kind must be one of {TASKS}, got {kind!r}")
-        if (lesion_gap or numbered) and kind != "stenosis":
-            raise ValueError("lesion_gap and numbered apply to stenosis masks only")
+        if (lesion_gap or numbered or centres) and kind != "stenosis":
+            raise ValueError("lesion_gap, numbered and centres apply to stenosis masks only")
+        if numbered and centres:
+            raise ValueError("numbered and centres masks cannot be combined")
         chosen = [annotation for annotation in self.annotations
                   if annotation.is_stenosis == (kind == "stenosis")]
         mask = self._rasterise(chosen, kind, numbered)
@@ -137,6 +144,8 @@ class ArcadeImage:
             near = sum(ndimage.binary_dilation(self._rasterise([lesion], kind) > 0, reach)
                        .astype(np.uint8) for lesion in chosen)
             mask[near >= 2] = 0
+        for lesion in chosen if centres else ():
+            mark_centre(mask, self._rasterise([lesion], kind) > 0, centres)
         return mask
 
     def _rasterise(self, annotations: list[ArcadeAnnotation], kind: Task,
@@ -333,3 +342,28 @@ def coco_polygons(segmentation: Any, source: str | Path, where: str) -> list[np.
             )
         polygons.append(np.asarray(flat, dtype=np.float64).reshape(-1, 2))
     return polygons
+
+
+# Value of lesion-centre pixels in a stenosis mask made with `centres` (lesion pixels are 1).
+CENTRE_VALUE = 2
+
+
+def lesion_centre(lesion: np.ndarray) -> tuple[int, int]:
+    """(row, column) of the middle of a lesion mask's course: half way along its longest path
+    (`distance_from_one_end`), the pixel deepest inside the mask among those there. A curved
+    lesion's centroid can lie off the vessel; this point lies on it."""
+    ys, xs = np.nonzero(lesion)
+    along = distance_from_one_end(ys, xs, lesion.shape)
+    middle = np.abs(along - along.max() / 2) <= 1.5
+    depth = ndimage.distance_transform_edt(lesion)[ys, xs]
+    best = int(np.argmax(np.where(middle, depth, -1.0)))
+    return int(ys[best]), int(xs[best])
+
+
+def mark_centre(mask: np.ndarray, lesion: np.ndarray, radius: int) -> None:
+    """Set `CENTRE_VALUE` on the lesion's pixels within `radius` px of its centre, in place."""
+    if not lesion.any():
+        return
+    row, column = lesion_centre(lesion)
+    yy, xx = np.ogrid[: mask.shape[0], : mask.shape[1]]
+    mask[lesion & ((yy - row) ** 2 + (xx - column) ** 2 <= radius**2)] = CENTRE_VALUE

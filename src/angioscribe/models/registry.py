@@ -159,8 +159,10 @@ def load_artifact_weights(path: str | Path, model: nn.Module, entry: ModelEntry)
     An artifact of the same model loads whole. One of the same architecture and encoder with
     another label set (syntax-seg's 26 classes into stenosis-seg's 2) transfers every layer
     whose shape fits, i.e. all but the class head, which keeps its fresh initialisation: the
-    vessel features are what carries over. Any other artifact is refused, its weights would
-    not mean the same thing. Returns the names of the tensors left as initialised.
+    vessel features are what carries over. Where the model's labels only add classes after the
+    artifact's, the head keeps the artifact's rows for the classes they share. Any other
+    artifact is refused, its weights would not mean the same thing. Returns the names of the
+    tensors left as initialised (whole tensors: a head with carried-over rows is not listed).
     """
     artifact_entry, state = read_artifact(path)
     same_network = (artifact_entry.architecture == entry.architecture
@@ -174,8 +176,23 @@ def load_artifact_weights(path: str | Path, model: nn.Module, entry: ModelEntry)
     own = model.state_dict()
     fitting = {key: value for key, value in weights.items()
                if key in own and own[key].shape == value.shape}
+    if tuple(entry.labels[: len(artifact_entry.labels)]) == tuple(artifact_entry.labels):
+        fitting |= _head_rows(own, weights, len(artifact_entry.labels))
     model.load_state_dict(fitting, strict=False)
     return sorted(set(own) - set(fitting))
+
+
+def _head_rows(own: dict[str, torch.Tensor], weights: dict[str, torch.Tensor],
+               shared: int) -> dict[str, torch.Tensor]:
+    """The class head of a model that extends the artifact's labels with new ones after them
+    (stenosis-seg's two into stenosis-seg-centres' three): the shared classes keep their
+    trained rows, the new ones their fresh initialisation."""
+    rows = {}
+    for key, value in weights.items():
+        if key in own and own[key].shape != value.shape and value.shape[0] == shared \
+                and own[key].shape[1:] == value.shape[1:]:
+            rows[key] = torch.cat([value, own[key][shared:]])
+    return rows
 
 
 def create_model(

@@ -65,6 +65,16 @@ STENOSIS_SEG = register(_lite_unet(
     description="Stenotic lesions vs background, EfficientNet-Lite0 U-Net, ARCADE.",
 ))
 
+STENOSIS_SEG_CENTRES = register(_lite_unet(
+    "stenosis", (*STENOSIS_SEG.labels, "stenosis centre"),
+    (*STENOSIS_SEG.label_ids, ARCADE_STENOSIS_ID), flip_invariant=True,
+    thresholds=StenosisRules().to_dict(), name="stenosis-seg-centres",
+    description="Stenotic lesions vs background with each lesion's centre as a third class, "
+                "so one painted blob can be split into the lesions annotated along it.",
+    how_to_get="Not shipped: train it with `angioscribe train segment --task stenosis --config "
+               "configs/stenosis-lite0-centres.yaml`, then pass the exported .safetensors path.",
+))
+
 STENOSIS_SEG_LITE2 = register(_lite_unet(
     "stenosis", STENOSIS_SEG.labels, STENOSIS_SEG.label_ids, flip_invariant=True,
     thresholds=StenosisRules().to_dict(), encoder="tf_efficientnet_lite2",

@@ -21,6 +21,8 @@ class TrainConfig:
     `foreground_focus` is the share of segmentation crops centred near a labelled pixel.
     `lesion_gap` (stenosis) trains on masks with background between touching lesions, so
     adjacent annotations come out as separate polygons (`ArcadeImage.mask`).
+    `lesion_centres` (stenosis, px) labels each lesion's centre as a third class within that
+    radius (`ArcadeImage.mask(centres=...)`), for a model such as `stenosis-seg-centres`.
     `lesion_dice` (stenosis) scores the Dice term per annotated lesion, as the metric does,
     instead of over the batch (`DiceCELoss(lesion_reach=...)`, `lesion_dice_loss`).
     `zoom` (segmentation) enlarges frames by that factor before the network, in training crops
@@ -52,6 +54,7 @@ class TrainConfig:
     foreground_focus: float = 0.0
     zoom: float | None = None
     lesion_gap: int = 0
+    lesion_centres: int = 0
     augment: bool = True
     lesion_dice: bool = False
     extra_train: tuple[dict[str, str], ...] = ()

@@ -140,7 +140,7 @@ def frames_and_masks(config: TrainConfig, images: list[ArcadeImage],
     for image in tqdm(images, desc=f"loading {what}", mininterval=10):
         frames.append(image.load())
         masks.append(image.mask(config.task, lesion_gap=config.lesion_gap,
-                                numbered=config.lesion_dice))
+                                numbered=config.lesion_dice, centres=config.lesion_centres))
     return frames, masks
 
 
@@ -150,6 +150,7 @@ class SegmentationTraining:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.entry = training_entry(config)
+        self._check_labels()
         self.model = starting_model(self.entry, config.init_from)
         extra_frames, extra_masks = read_extra_train(config)  # first: a bad entry fails fast
         _, frames, masks = read_split(config, "train", config.train_limit)
@@ -162,6 +163,15 @@ class SegmentationTraining:
                                zoom=self.entry.preprocess.zoom)
         self.train_set = CropDataset(frames, masks, augment, self.entry.preprocess, config.seed)
         self.criterion = segmentation_loss(config, masks, int(self.entry.config["num_classes"]))
+
+    def _check_labels(self) -> None:
+        """A centre-labelled mask needs a model with a centre class, and only such masks can
+        teach that class."""
+        has_centres = "stenosis centre" in self.entry.labels
+        if bool(self.config.lesion_centres) != has_centres:
+            raise InputError(f"config for {self.entry.name}",
+                             "lesion_centres needs a model with a 'stenosis centre' class "
+                             "(stenosis-seg-centres) and such a model needs lesion_centres > 0")
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         images, targets = batch
@@ -322,7 +332,7 @@ derived from it and carry the same attribution.
 AdamW lr {config["lr"]}, weight decay {config["weight_decay"]}, {config["warmup_steps"]} warmup
 steps then cosine over {config["epochs"]} epochs, batch {config["batch_size"]} random
 {config["crop_size"]} px crops at full resolution ({config["foreground_focus"]:.0%} of them centred
-near a labelled pixel{_gap_words(config)}), {_augment_words(config, entry)},
+near a labelled pixel{_mask_words(config)}), {_augment_words(config, entry)},
 {_cross_entropy_words(config)} + {_dice_words(config)}.
 Checkpoint `{report["checkpoint"]}`: {report["epoch"]} of {config["epochs"]} epochs done
 (step {report["step"]}).
@@ -364,10 +374,16 @@ def _start_line(config: dict[str, Any], entry: ModelEntry) -> str:
     if earlier is None or tuple(earlier.labels) == tuple(entry.labels):
         return (f"Warm start from `{start}`, trained weights of the same model (its card is "
                 "under *Earlier stage*).")
+    shared = len(earlier.labels)
+    if tuple(entry.labels[:shared]) == tuple(earlier.labels):
+        added = ", ".join(entry.labels[shared:])
+        head = (f"every layer and the class head's rows for {', '.join(earlier.labels)} "
+                f"carried over, the rows for {added} freshly initialised")
+    else:
+        head = (f"every layer but the class head ({shared} classes there, "
+                f"{len(entry.labels)} here, freshly initialised) carried over")
     return (f"Started from `{start}`, trained `{earlier.name}` weights of the same network: "
-            f"every layer but the class head ({len(earlier.labels)} classes there, "
-            f"{len(entry.labels)} here, freshly initialised) carried over (its card is under "
-            "*Earlier stage*).")
+            f"{head} (its card is under *Earlier stage*).")
 
 
 def _extra_words(config: dict[str, Any]) -> str:
@@ -382,9 +398,12 @@ def _zoom_words(entry: ModelEntry) -> str:
     return "" if zoom == 1.0 else f" enlarged {zoom:g}x (bilinear; maps resized back to the frame)"
 
 
-def _gap_words(config: dict[str, Any]) -> str:
+def _mask_words(config: dict[str, Any]) -> str:
     gap = config.get("lesion_gap", 0)
-    return f"; {gap} px of background left between touching lesions" if gap else ""
+    centres = config.get("lesion_centres", 0)
+    return (f"; {gap} px of background left between touching lesions" if gap else "") + (
+        f"; each lesion's centre (its pixels within {centres} px of the middle of its course) "
+        "labelled as a class of its own" if centres else "")
 
 
 def _augment_words(config: dict[str, Any], entry: ModelEntry) -> str:

@@ -34,6 +34,8 @@ PIXEL_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 # Lesion length (px along the vessel) above which a blob is cut (`StenosisRules.max_length`);
 # annotated lesions are a few vessel diameters long, 20-60 px in 512 px frames.
 LENGTH_GRID = (None, 60, 80, 100, 120, 150, 200)
+# Centre-class thresholds (`StenosisRules.centre_threshold`) for models with a centre class.
+CENTRE_GRID = (None, 0.3, 0.5)
 
 
 @dataclass(frozen=True)
@@ -241,11 +243,13 @@ class StenosisGrid:
 def stenosis_grid(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeImage],
                   lengths: Sequence[float | None] = LENGTH_GRID) -> StenosisGrid:
     """Grid over pixel threshold, cut length, minimum area, minimum mean probability and
-    lesion cap. Each (pixel threshold, length) pair outlines and scores the regions once."""
+    lesion cap (and centre threshold, for models with a centre class). Each (pixel threshold,
+    length, centre) triple outlines and scores the regions once."""
     settings, rows = [], []
-    for pixel_threshold, max_length in product(PIXEL_GRID, lengths):
+    centre_grid = CENTRE_GRID if probabilities and probabilities[0].shape[0] > 2 else (None,)
+    for pixel_threshold, max_length, centre in product(PIXEL_GRID, lengths, centre_grid):
         loose = StenosisRules(pixel_threshold=pixel_threshold, min_area=1, min_score=0.0,
-                              max_length=max_length)
+                              max_length=max_length, centre_threshold=centre)
         regions = [stenosis_regions(p, loose) for p in probabilities]
         matched = [_best_stenosis_f1(image_regions, image)
                    for image_regions, image in zip(regions, truth, strict=True)]
