@@ -41,6 +41,11 @@ def test_analyze_real_cine_and_dicoms(shared_data, tmp_path):
     assert set(findings[0]["segments"]) <= set(SEGMENTS)
     assert all(s["segment"] is None or s["segment"] in SEGMENTS for s in findings[0]["stenoses"])
     assert Path(findings[0]["figure"]).is_file()
+    # The segments of the real LCA cine's key frame show the LCA too; wherever the segments
+    # show the other side than the key-frame classifier, the finding says so.
+    assert findings[0]["laterality"] == "LCA" and not findings[0]["side_conflict"]
+    for finding in (f for study in studies for f in study["findings"]):
+        assert finding["side_conflict"] == (finding["laterality"] not in (None, finding["side"]))
     for cine in cines:
         assert Path(cine["figure"]).is_file() and cine["figure"].endswith(".png")
 

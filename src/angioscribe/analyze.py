@@ -146,10 +146,12 @@ def _choose_keyframes(
     for side, items in images.items():
         for score, frame in items:
             overlay = out_dir / "figures" / f"{_slug(Path(score.path))}_{score.frame}_findings.png"
+            findings = keyframe_findings(frame, segmenters, overlay)
             study.findings.append(
                 {
                     "side": side,
-                    **keyframe_findings(frame, segmenters, overlay),
+                    **findings,
+                    "side_conflict": findings["laterality"] not in (None, side),
                     "path": score.path,
                     "frame": score.frame,
                 }
@@ -157,7 +159,13 @@ def _choose_keyframes(
 
 
 def keyframe_findings(frame: np.ndarray, segmenters: Segmenters, overlay: Path) -> dict[str, Any]:
-    """Segments and stenoses of one key frame as per-segment findings, plus the overlay PNG."""
+    """Segments and stenoses of one key frame as per-segment findings, plus the overlay PNG.
+
+    The findings' `laterality` is the side the SYNTAX segments show; the key frame's `side` is
+    the key-frame classifier's. Both are right on 99-100 % of ARCADE val frames but can differ
+    on other frames; the caller flags a difference (`side_conflict`) for the reviewer rather
+    than forcing one onto the other: on ARCADE val the segments were right on both frames
+    where they differed, and lesion names follow the segments (docs/segmentation.md)."""
     segments, findings = segment_frame(frame, segmenters.syntax, segmenters.stenosis)
     return {**findings.to_dict(), "figure": str(plot_findings(frame, segments, findings, overlay))}
 

@@ -49,9 +49,11 @@ def main(argv: list[str] | None = None) -> None:
             )
         for finding in study.findings:
             lesions = ", ".join(s["label"] for s in finding["stenoses"]) or "none"
+            conflict = (f" [yellow](segments show {finding['laterality']}: check the side)"
+                        "[/yellow]" if finding["side_conflict"] else "")
             console.print(
                 f"  key frame {finding['side']} {Path(finding['path']).name} #{finding['frame']}: "
-                f"segments {finding['segments']}, stenoses: {lesions}"
+                f"segments {finding['segments']}, stenoses: {lesions}{conflict}"
             )
         for error in study.errors:
             console.print(f"  [red]unreadable[/red] {error['path']}: {error['error']}")
