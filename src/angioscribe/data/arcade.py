@@ -352,12 +352,15 @@ def lesion_centre(lesion: np.ndarray) -> tuple[int, int]:
     """(row, column) of the middle of a lesion mask's course: half way along its longest path
     (`distance_from_one_end`), the pixel deepest inside the mask among those there. A curved
     lesion's centroid can lie off the vessel; this point lies on it."""
-    ys, xs = np.nonzero(lesion)
-    along = distance_from_one_end(ys, xs, lesion.shape)
+    box = ndimage.find_objects(lesion.astype(np.uint8))[0]
+    # A margin of one pixel: the depth inside the lesion is measured to its edge, not the box's.
+    box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+    ys, xs = np.nonzero(lesion[box])
+    along = distance_from_one_end(ys, xs, lesion[box].shape)
     middle = np.abs(along - along.max() / 2) <= 1.5
-    depth = ndimage.distance_transform_edt(lesion)[ys, xs]
+    depth = ndimage.distance_transform_edt(lesion[box])[ys, xs]
     best = int(np.argmax(np.where(middle, depth, -1.0)))
-    return int(ys[best]), int(xs[best])
+    return int(ys[best]) + box[0].start, int(xs[best]) + box[1].start
 
 
 def mark_centre(mask: np.ndarray, lesion: np.ndarray, radius: int) -> None:
