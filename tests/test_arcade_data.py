@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from angioscribe.cli import app
 from angioscribe.data.arcade import (
-    CENTRE_VALUE,
     ArcadeAnnotation,
     ArcadeImage,
     arcade_splits,
@@ -24,6 +23,7 @@ from angioscribe.data.arcade import (
     load_arcade,
 )
 from angioscribe.errors import InputError
+from angioscribe.regions import CENTRE_CLASS
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_lesion_centres_mark_the_middle_of_each_lesion_course(tmp_path: Path):
         ArcadeAnnotation(26, "stenosis", straight), ArcadeAnnotation(26, "stenosis", bent)])
     plain, mask = image.mask("stenosis"), image.mask("stenosis", centres=3)
     assert np.array_equal(mask > 0, plain > 0)  # centres are lesion pixels relabelled
-    pieces, count = ndimage.label(mask == CENTRE_VALUE)
+    pieces, count = ndimage.label(mask == CENTRE_CLASS)
     assert count == 2
     for piece, (row, column) in zip(range(1, 3), ((12.5, 29.5), (42.5, 54.0)), strict=True):
         rows, columns = np.nonzero(pieces == piece)

@@ -201,12 +201,22 @@ def stenosis_regions(probabilities: np.ndarray, rules: StenosisRules) -> list[Re
     return sorted(regions, key=lambda region: region.score, reverse=True)[:rules.max_lesions]
 
 
+# Class index of a lesion's centre, in stenosis masks made with centres and in the
+# probabilities of a model with a centre class (`stenosis-seg-centres`).
+CENTRE_CLASS = 2
+
+
+def has_centre_class(probabilities: np.ndarray) -> bool:
+    """Whether (C, H, W) stenosis probabilities come from a model with a centre class."""
+    return probabilities.shape[0] > CENTRE_CLASS
+
+
 def _centre_pieces(probabilities: np.ndarray, threshold: float | None) -> np.ndarray | None:
     """Connected pieces (1..K, 0 elsewhere) of the centre class above `threshold`; None when
     the rules or the model have no centres."""
-    if threshold is None or probabilities.shape[0] < 3:
+    if threshold is None or not has_centre_class(probabilities):
         return None
-    return cv2.connectedComponents((probabilities[2] >= threshold).astype(np.uint8),
+    return cv2.connectedComponents((probabilities[CENTRE_CLASS] >= threshold).astype(np.uint8),
                                    connectivity=8)[1]
 
 

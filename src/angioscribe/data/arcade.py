@@ -35,7 +35,7 @@ from angioscribe.anatomy import (
     segment_by_arcade_id,
 )
 from angioscribe.errors import InputError
-from angioscribe.regions import distance_from_one_end
+from angioscribe.regions import CENTRE_CLASS, distance_from_one_end
 
 Task = Literal["syntax", "stenosis"]
 TASKS: tuple[Task, ...] = ("syntax", "stenosis")
@@ -126,9 +126,10 @@ class ArcadeImage:
         `numbered` (stenosis only) gives each lesion its own value, 1..K in file order, for a
         loss scored per lesion as the metric scores it.
 
-        `centres` (stenosis only) marks each lesion's middle with value 2: the lesion's pixels
-        within that many px of the midpoint of its course (`lesion_centre`). A network that
-        learns them tells where one lesion ends and the next begins inside one painted blob.
+        `centres` (stenosis only) marks each lesion's middle with `CENTRE_CLASS` (2): the
+        lesion's pixels within that many px of the midpoint of its course (`lesion_centre`). A
+        network that learns them tells where one lesion ends and the next begins inside one
+        painted blob.
         """
         if kind not in TASKS:
             raise ValueError(f"mask kind must be one of {TASKS}, got {kind!r}")
@@ -344,10 +345,6 @@ def coco_polygons(segmentation: Any, source: str | Path, where: str) -> list[np.
     return polygons
 
 
-# Value of lesion-centre pixels in a stenosis mask made with `centres` (lesion pixels are 1).
-CENTRE_VALUE = 2
-
-
 def lesion_centre(lesion: np.ndarray) -> tuple[int, int]:
     """(row, column) of the middle of a lesion mask's course: half way along its longest path
     (`distance_from_one_end`), the pixel deepest inside the mask among those there. A curved
@@ -364,9 +361,9 @@ def lesion_centre(lesion: np.ndarray) -> tuple[int, int]:
 
 
 def mark_centre(mask: np.ndarray, lesion: np.ndarray, radius: int) -> None:
-    """Set `CENTRE_VALUE` on the lesion's pixels within `radius` px of its centre, in place."""
+    """Set `CENTRE_CLASS` on the lesion's pixels within `radius` px of its centre, in place."""
     if not lesion.any():
         return
     row, column = lesion_centre(lesion)
     yy, xx = np.ogrid[: mask.shape[0], : mask.shape[1]]
-    mask[lesion & ((yy - row) ** 2 + (xx - column) ** 2 <= radius**2)] = CENTRE_VALUE
+    mask[lesion & ((yy - row) ** 2 + (xx - column) ** 2 <= radius**2)] = CENTRE_CLASS

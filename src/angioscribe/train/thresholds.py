@@ -20,6 +20,7 @@ from angioscribe.regions import (
     StenosisRules,
     SyntaxRules,
     dominant_side,
+    has_centre_class,
     stenosis_regions,
     syntax_candidates,
 )
@@ -246,7 +247,8 @@ def stenosis_grid(probabilities: Sequence[np.ndarray], truth: Sequence[ArcadeIma
     lesion cap (and centre threshold, for models with a centre class). Each (pixel threshold,
     length, centre) triple outlines and scores the regions once."""
     settings, rows = [], []
-    centre_grid = CENTRE_GRID if probabilities and probabilities[0].shape[0] > 2 else (None,)
+    with_centres = bool(probabilities) and has_centre_class(probabilities[0])
+    centre_grid = CENTRE_GRID if with_centres else (None,)
     for pixel_threshold, max_length, centre in product(PIXEL_GRID, lengths, centre_grid):
         loose = StenosisRules(pixel_threshold=pixel_threshold, min_area=1, min_score=0.0,
                               max_length=max_length, centre_threshold=centre)
