@@ -687,6 +687,25 @@ def test_lite2_entry_starts_from_its_imagenet_encoder_and_refuses_unknown_encode
         load_lite_package_weights(reference, "resnet18")
 
 
+def test_dense_decoder_entry_builds_plain_convs_and_its_artifact_says_so(tmp_path: Path) -> None:
+    """`stenosis-seg-dense` has no grouped convolutions in its decoder (the default has), and
+    an artifact of it rebuilds the same decoder from its metadata alone."""
+    def grouped(model: nn.Module) -> int:
+        return sum(1 for m in model.decoder.modules() if isinstance(m, nn.Conv2d) and m.groups > 1)
+
+    dense, preprocess, entry = create_model("stenosis-seg-dense", pretrained=False)
+    assert grouped(dense) == 0 and grouped(create_model("stenosis-seg", pretrained=False)[0]) > 0
+    assert dense.head.in_channels == entry.config["decoder_channels"][-1]
+    path = save_artifact(dense, entry, tmp_path / "dense.safetensors")
+    loaded, _, loaded_entry = create_model(str(path))
+    assert loaded_entry.config["decoder_conv"] == "dense" and grouped(loaded) == 0
+    frame = np.random.default_rng(0).integers(0, 255, (96, 96), dtype=np.uint8)
+    probabilities = Segmenter(loaded, preprocess, loaded_entry).probabilities(frame)
+    assert probabilities.shape == (2, 96, 96)
+    with pytest.raises(ValueError, match="decoder_conv must be one of"):
+        build_model(replace(entry, config={**entry.config, "decoder_conv": "dilated"}))
+
+
 # --- training ---------------------------------------------------------------------------------
 
 def test_foreground_focus_puts_a_small_lesion_into_the_crops() -> None:
@@ -980,3 +999,20 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path: Path) -> None:
     assert resumed.global_step == straight.global_step == 12
     assert resumed.best_score == pytest.approx(straight.best_score)
     assert len(resumed.history) == 3
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_bf16_training_runs_the_forward_in_bf16_and_keeps_fp32_weights(
+        tmp_path: Path, bf16: bool) -> None:
+    """`bf16: true` autocasts the training steps' forward passes on a CPU; the evaluation
+    runs fp32, and the weights the optimizer updates and the checkpoint stores stay fp32."""
+    task = _TinyTask()
+    seen: list[torch.dtype] = []
+    task.model.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    config = replace(load_config("syntax"), out_dir=str(tmp_path / "run"), batch_size=4,
+                     epochs=1, warmup_steps=1, bf16=bf16)
+    fit(task, config)
+    assert set(seen[:4]) == {torch.bfloat16 if bf16 else torch.float32}  # the 4 steps
+    assert set(seen[4:]) == {torch.float32}  # the evaluation
+    stored = torch.load(tmp_path / "run" / LAST_CHECKPOINT, weights_only=False)["model"]
+    assert all(value.dtype == torch.float32 for value in stored.values())

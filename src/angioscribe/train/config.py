@@ -33,6 +33,9 @@ class TrainConfig:
     mapping with `images` (a folder) and `annotations` (a COCO file naming those frames): e.g.
     the stenosis pseudo-labels `angioscribe segment` writes for the syntax task's frames, which
     carry no stenosis labels of their own (self-training). Validation stays ARCADE val.
+    `bf16` runs each training step's forward pass under bf16 autocast on a CPU too (on GPUs
+    accelerate's bf16 is always on): about 25 % less time per step on a CPU with AMX. Weights,
+    optimizer state, checkpoints, evaluation and export stay fp32.
     `sim_dir` adds simulated studies (`angioscribe sim dataset`) as a key-frame data source:
     the first `sim_studies` of them (by study id; all if None), of which the last
     `sim_val_studies` are validation studies, so a split never cuts through a study.
@@ -70,6 +73,7 @@ class TrainConfig:
     log_every_steps: int = 10
     max_steps: int | None = None
     threads: int = 2
+    bf16: bool = False
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:

@@ -45,7 +45,10 @@ class TrainingTask(Protocol):
     model: nn.Module
     train_set: EpochDataset
 
-    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor: ...
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The batch's loss. With `TrainConfig.bf16` it runs under CPU bf16 autocast, so a task
+        takes the model's outputs `.float()` before its loss arithmetic."""
+        ...
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Validation metrics; "score" (higher is better) picks the best checkpoint."""
@@ -67,10 +70,8 @@ def fit(task: TrainingTask, config: TrainConfig, resume: bool = False) -> TrainS
     torch.set_num_threads(config.threads)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),
-        mixed_precision="bf16" if torch.cuda.is_available() else "no",
-    )
+    on_gpu = torch.cuda.is_available()
+    accelerator = Accelerator(cpu=not on_gpu, mixed_precision="bf16" if on_gpu else "no")
     _seed_everything(config.seed)
     optimizer = torch.optim.AdamW(
         task.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
@@ -93,7 +94,8 @@ def fit(task: TrainingTask, config: TrainConfig, resume: bool = False) -> TrainS
         running = []
         model.train()
         for batch in bar:
-            loss = task.loss(model, batch)
+            with _cpu_bf16(config.bf16 and not on_gpu):
+                loss = task.loss(model, batch)
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
@@ -122,6 +124,13 @@ def fit(task: TrainingTask, config: TrainConfig, resume: bool = False) -> TrainS
                          state, config)
         last_save = time.monotonic()
     return state
+
+
+def _cpu_bf16(enabled: bool) -> torch.autocast:
+    """bf16 autocast for a CPU training step (`TrainConfig.bf16`). Not accelerate's
+    `mixed_precision`: that is fixed once per process, and one process may train several
+    models (tests, notebooks)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
 def _step_budget_spent(state: TrainState, config: TrainConfig) -> bool:

@@ -36,6 +36,7 @@ from angioscribe.models.registry import (
     save_artifact,
     starting_model,
 )
+from angioscribe.models.segmenter import DECODER_CHANNELS
 from angioscribe.regions import (
     Region,
     SyntaxRules,
@@ -175,7 +176,8 @@ class SegmentationTraining:
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         images, targets = batch
-        return self.criterion(model(images.contiguous(memory_format=torch.channels_last)), targets)
+        logits = model(images.contiguous(memory_format=torch.channels_last)).float()
+        return self.criterion(logits, targets)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Official F1 on val with thresholds chosen there (global ones only and no stenosis
@@ -321,7 +323,7 @@ derived from it and carry the same attribution.
 
 ## Model
 - architecture: `{entry.architecture}`, encoder `{entry.config["encoder"]}` (ImageNet init from
-  `{entry.config["encoder_weights"]}`), U-Net decoder with separable convolutions to stride 2
+  `{entry.config["encoder_weights"]}`), U-Net decoder with {_decoder_words(entry)} to stride 2
 - input: one grey channel, full frame{_zoom_words(entry)},
   (x/255 - {entry.preprocess.mean}) / {entry.preprocess.std}
 - labels: {", ".join(entry.labels)}
@@ -333,7 +335,7 @@ AdamW lr {config["lr"]}, weight decay {config["weight_decay"]}, {config["warmup_
 steps then cosine over {config["epochs"]} epochs, batch {config["batch_size"]} random
 {config["crop_size"]} px crops at full resolution ({config["foreground_focus"]:.0%} of them centred
 near a labelled pixel{_mask_words(config)}), {_augment_words(config, entry)},
-{_cross_entropy_words(config)} + {_dice_words(config)}.
+{_cross_entropy_words(config)} + {_dice_words(config)}{_precision_words(config)}.
 Checkpoint `{report["checkpoint"]}`: {report["epoch"]} of {config["epochs"]} epochs done
 (step {report["step"]}).
 
@@ -412,6 +414,16 @@ def _augment_words(config: dict[str, Any], entry: ModelEntry) -> str:
         return "no augmentation but flips" if flips else "no augmentation"
     return ("X-ray augmentation (rotation, scale, gamma, contrast, brightness, blur, noise"
             f"{', flips' if flips else '; no flips'})")
+
+
+def _decoder_words(entry: ModelEntry) -> str:
+    channels = "/".join(map(str, entry.config.get("decoder_channels", DECODER_CHANNELS)))
+    kind = entry.config.get("decoder_conv", "separable")
+    return f"{kind} 3x3 convolutions ({channels} channels)"
+
+
+def _precision_words(config: dict[str, Any]) -> str:
+    return "; forward passes in bf16 autocast, weights fp32" if config.get("bf16") else ""
 
 
 def _dice_words(config: dict[str, Any]) -> str:
