@@ -202,6 +202,44 @@ def agreement(
         typer.echo(f"repeated views: {plot_repeated_views(views, figure)}", err=True)
 
 
+@app.command("sides")
+def sides(
+    keyframe_model: Annotated[
+        str, typer.Option("--keyframe-model", help="Key-frame classifier: name, hf-hub: or path.")
+    ] = "keyframe-effnetl0",
+    syntax_model: Annotated[
+        str, typer.Option("--syntax-model", help="SYNTAX model: name, hf-hub: id or path.")
+    ] = "syntax-seg",
+    data: DataOption = DEFAULT_DATA,
+    limit: Annotated[int | None, typer.Option("--limit", help="First N frames only.")] = None,
+    frames: Annotated[
+        bool, typer.Option("--frames", help="Also list the frames where the two differ.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout.")] = False,
+) -> None:
+    """Left or right coronary, by the key-frame classifier and by the SYNTAX segments, against
+    ARCADE syntax val's annotated side: the evidence behind `analyze`'s `side_conflict` flag
+    (docs/segmentation.md)."""
+    from angioscribe.data.arcade import load_arcade
+    from angioscribe.errors import AngioscribeError
+    from angioscribe.evaluate.side_agreement import frame_sides, side_rates
+    from angioscribe.keyframes.classify import KeyframeClassifier
+    from angioscribe.models.segmenter import Segmenter
+
+    try:
+        images = load_arcade(data, "syntax", "val").images[:limit]
+        found = frame_sides(images, KeyframeClassifier.load(keyframe_model),
+                            Segmenter.from_name(syntax_model))
+    except (AngioscribeError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    if frames:
+        print_records([s.to_dict() for s in found if s.differ], as_json,
+                      ("frame", "truth", "classifier", "segments"))
+    print_records(side_rates(found), as_json, ("side_from", "frames", "right", "right_ci",
+                                                "untold", "classifier_right", "segments_right"))
+
+
 KEYFRAME_COLUMNS = ("set", "n", "f1_6class", "f1_laterality", "f1_keyframe", "accuracy_6class",
                     "accuracy_laterality")
 
