@@ -57,6 +57,7 @@ def _dense_conv(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 DECODER_CONVS = {"separable": _separable_conv, "dense": _dense_conv}
+DECODER_CONV = "separable"  # the shipped models' decoder
 DECODER_CHANNELS = (128, 64, 48, 32)  # strides 16, 8, 4, 2
 
 
@@ -65,7 +66,7 @@ class DecoderBlock(nn.Module):
     the kind (`DECODER_CONVS`)."""
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int,
-                 conv: str = "separable") -> None:
+                 conv: str = DECODER_CONV) -> None:
         super().__init__()
         make = DECODER_CONVS[conv]
         self.fuse = make(in_channels + skip_channels, out_channels)
@@ -90,7 +91,7 @@ class SegmentationNet(nn.Module):
         decoder_channels: tuple[int, ...] = DECODER_CHANNELS,
         in_chans: int = 1,
         encoder_pretrained: bool = False,
-        decoder_conv: str = "separable",
+        decoder_conv: str = DECODER_CONV,
     ) -> None:
         super().__init__()
         if decoder_conv not in DECODER_CONVS:
@@ -142,7 +143,7 @@ def build_segmentation_net(config: dict[str, Any], encoder_pretrained: bool) -> 
         decoder_channels=tuple(config.get("decoder_channels", DECODER_CHANNELS)),
         in_chans=int(config.get("in_chans", 1)),
         encoder_pretrained=encoder_pretrained and source == "timm",
-        decoder_conv=config.get("decoder_conv", "separable"),
+        decoder_conv=config.get("decoder_conv", DECODER_CONV),
     )
     if encoder_pretrained and source in LITE_PACKAGES.values():
         load_lite_package_weights(net.encoder, config["encoder"])

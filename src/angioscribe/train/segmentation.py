@@ -36,7 +36,7 @@ from angioscribe.models.registry import (
     save_artifact,
     starting_model,
 )
-from angioscribe.models.segmenter import DECODER_CHANNELS
+from angioscribe.models.segmenter import DECODER_CHANNELS, DECODER_CONV
 from angioscribe.regions import (
     Region,
     SyntaxRules,
@@ -418,7 +418,7 @@ def _augment_words(config: dict[str, Any], entry: ModelEntry) -> str:
 
 def _decoder_words(entry: ModelEntry) -> str:
     channels = "/".join(map(str, entry.config.get("decoder_channels", DECODER_CHANNELS)))
-    kind = entry.config.get("decoder_conv", "separable")
+    kind = entry.config.get("decoder_conv", DECODER_CONV)
     return f"{kind} 3x3 convolutions ({channels} channels)"
 
 
