@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,29 @@ class TextLine:
 
 @dataclass
 class Draft:
-    """A model's report for one case."""
+    """A model's report for one case; with the study, clues and frames when a drafter wrote it."""
 
     case_id: str
     model: str
     text: str
     lang: str = "auto"
+    study: str | None = None
+    path: str | None = None
+    clues: list[dict] = field(default_factory=list)  # the findings entries the drafter used
+    key_frames: list[dict] = field(default_factory=list)  # [{path, frame, side, view}]
+
+    def to_record(self) -> dict[str, Any]:
+        """The `report` command's JSON record, valid `--pred` input for evaluation and review."""
+        return {
+            "id": self.case_id,
+            "path": self.path,
+            "study": self.study,
+            "lang": self.lang,
+            "model": self.model,
+            "text": self.text,
+            "clues": self.clues,
+            "key_frames": self.key_frames,
+        }
 
 
 @dataclass
