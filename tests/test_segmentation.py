@@ -501,6 +501,30 @@ def test_cli_train_segment_syntax_export_tunes_and_cross_validates(
     assert ("Per-class thresholds are used" if per_class else "One threshold for all") in card
 
 
+def test_cli_train_segment_with_a_step_budget_exports_the_last_checkpoint_on_val_limit(
+        shared_data: Path, tmp_path: Path) -> None:
+    """`max_steps` spent before the first evaluation leaves no best.pt: the export takes
+    last.pt; and it tunes on the config's `val_limit` images, not the whole val split."""
+    from typer.testing import CliRunner
+
+    from angioscribe.cli import app
+
+    root = tiny_arcade(shared_data, tmp_path / "arcade", "stenosis", 4)
+    config = tmp_path / "budget.yaml"
+    config.write_text(f"task: stenosis\nmodel: stenosis-seg\ndata_root: {root}\n"
+                      f"out_dir: {tmp_path / 'run'}\nepochs: 1\nbatch_size: 2\ncrop_size: 64\n"
+                      "max_steps: 1\nval_limit: 2\nthreads: 2\n")
+    result = CliRunner().invoke(app, ["train", "segment", "--task", "stenosis",
+                                      "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "run" / "best.pt").exists()
+    report = json.loads((tmp_path / "run" / "export.json").read_text())
+    assert report["checkpoint"] == "last.pt" and report["step"] == 1
+    assert report["val_images"] == 2
+    assert report["val_breakdown"][-1]["images"] == 2  # the ground truth cut to those too
+    assert Path(report["artifact"]).is_file()
+
+
 def test_card_calls_weights_interim_only_while_the_run_is_unfinished() -> None:
     """The best checkpoint of a finished run can be an early epoch; that is not interim."""
     config = TrainConfig(epochs=18).to_dict()

@@ -20,7 +20,6 @@ import torch
 import yaml
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from angioscribe.data.arcade import ArcadeImage, load_arcade, load_coco_images
 from angioscribe.errors import InputError
@@ -37,6 +36,7 @@ from angioscribe.models.registry import (
     starting_model,
 )
 from angioscribe.models.segmenter import DECODER_CHANNELS, DECODER_CONV
+from angioscribe.progress import progress, stderr
 from angioscribe.regions import (
     Region,
     SyntaxRules,
@@ -47,7 +47,7 @@ from angioscribe.regions import (
 )
 from angioscribe.train.augment import XrayAugment
 from angioscribe.train.config import TrainConfig
-from angioscribe.train.loop import BEST_CHECKPOINT, load_model_weights
+from angioscribe.train.loop import BEST_CHECKPOINT, LAST_CHECKPOINT, load_model_weights
 from angioscribe.train.losses import DiceCELoss, class_weights
 from angioscribe.train.thresholds import (
     StenosisGrid,
@@ -138,7 +138,7 @@ def frames_and_masks(config: TrainConfig, images: list[ArcadeImage],
                      what: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each image's frame and its label map for the config's task, with progress."""
     frames, masks = [], []
-    for image in tqdm(images, desc=f"loading {what}", mininterval=10):
+    for image in progress(images, f"Loading {what}"):
         frames.append(image.load())
         masks.append(image.mask(config.task, lesion_gap=config.lesion_gap,
                                 numbered=config.lesion_dice, centres=config.lesion_centres))
@@ -200,7 +200,7 @@ def predict_probabilities(model: nn.Module, preprocess: Preprocess, frames: list
     frames' size whatever the network's zoom."""
     model.eval()
     out = []
-    for start in tqdm(range(0, len(frames), batch_size), desc="predicting", mininterval=10):
+    for start in progress(range(0, len(frames), batch_size), "Predicting val frames"):
         batch = torch.stack([preprocess(f) for f in frames[start : start + batch_size]])
         probs = model.probabilities(batch.contiguous(memory_format=torch.channels_last))
         probs = preprocess.restore(probs, frames[start].shape)
@@ -244,25 +244,27 @@ def tune_post_processing(task: str, probabilities: list[np.ndarray], images: lis
 
 def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
                 destination: str | Path | None = None) -> dict[str, Any]:
-    """Tune post-processing on val with the best checkpoint, confirm it with the official
-    scorer, and write the fp16 artifact (entry + tuned thresholds in its metadata)."""
+    """Tune post-processing on val (the config's `val_limit` images) with the best checkpoint,
+    or the last one when the run stopped before its first evaluation, confirm it with the
+    official scorer, and write the fp16 artifact (entry + tuned thresholds in its metadata)."""
     torch.set_num_threads(config.threads)
     entry = training_entry(config)
     model = build_model(entry)
-    checkpoint = Path(checkpoint or Path(config.out_dir) / BEST_CHECKPOINT)
+    checkpoint = Path(checkpoint or export_checkpoint(Path(config.out_dir)))
     state = load_model_weights(checkpoint, model)
     # The artifact stores fp16: tune on the weights users will run, not on their fp32 originals.
     model = model.half().float()
-    images, frames, _ = read_split(config, "val", None)
+    images, frames, _ = read_split(config, "val", config.val_limit)
     probabilities = predict_probabilities(model, entry.preprocess, frames)
+    stderr.print(f"tuning post-processing on {len(images)} val images")
     thresholds, regions, cross_validated = tune_post_processing(config.task, probabilities, images)
-    split = load_arcade(config.data_root, config.task, "val")
+    truth = coco_of_images(load_arcade(config.data_root, config.task, "val").coco, images)
     predictions = coco_results(
         [{"id": i.image_id, "file_name": i.file_name, "width": i.width, "height": i.height}
          for i in images], regions)
-    score = arcade_f1(split.coco, predictions, config.task)
+    score = arcade_f1(truth, predictions, config.task)
     interval = bootstrap_ci(list(score.per_image.values()))
-    breakdown = arcade_breakdown(split.coco, predictions, config.task)
+    breakdown = arcade_breakdown(truth, predictions, config.task)
     plot_breakdown(breakdown, config.task, Path(config.out_dir) / f"{entry.name}-breakdown.png")
     entry = replace(entry, thresholds=thresholds)
     destination = destination or Path(config.out_dir) / f"{entry.name}.safetensors"
@@ -278,6 +280,27 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
     (Path(config.out_dir) / "export.json").write_text(json.dumps(report, indent=2))
     path.with_suffix(".md").write_text(model_card(report, entry), encoding="utf-8")
     return report
+
+
+def export_checkpoint(out_dir: Path) -> Path:
+    """best.pt, else last.pt: a run whose step budget ran out before its first evaluation
+    has no best checkpoint, and its last weights are still worth exporting."""
+    for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
+        if (out_dir / name).is_file():
+            if name == LAST_CHECKPOINT:
+                stderr.print(f"no {BEST_CHECKPOINT} in {out_dir} (no evaluation yet): "
+                             f"exporting {LAST_CHECKPOINT}")
+            return out_dir / name
+    raise InputError(out_dir, f"no checkpoint to export ({BEST_CHECKPOINT} or "
+                              f"{LAST_CHECKPOINT}); train first")
+
+
+def coco_of_images(coco: dict[str, Any], images: list[ArcadeImage]) -> dict[str, Any]:
+    """`coco` cut down to `images` and their annotations: the ground truth of a val subset,
+    so frames left out (val_limit) are not scored as missed."""
+    kept = {image.image_id for image in images}
+    return {**coco, "images": [i for i in coco["images"] if int(i["id"]) in kept],
+            "annotations": [a for a in coco["annotations"] if int(a["image_id"]) in kept]}
 
 
 def _cross_validated_words(report: dict[str, Any]) -> str:
