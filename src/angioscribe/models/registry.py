@@ -115,6 +115,7 @@ def _load_builtin_entries() -> None:
     """Import the modules that register the built-in entries, on first lookup only, so that
     importing the registry stays cheap and free of import cycles."""
     importlib.import_module("angioscribe.models.zoo")
+    importlib.import_module("angioscribe.report.drafters")
 
 
 def register(entry: ModelEntry) -> ModelEntry:

@@ -1,0 +1,50 @@
+"""Drafters by name: the registry's "report" entries, and `create_drafter` to build one.
+
+A drafter entry's `architecture` names a builder "module:function" called as
+`builder(entry, lang)` and returning a `report.draft.Drafter`; modules are imported on use, so
+asking for the template never loads a language model. Sources that are not registered names
+(hub ids, local adapter folders) go to `angioscribe.report.vlm.drafter_from_source(source, lang)`
+when the vision-language drafters are installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from angioscribe.errors import InputError
+from angioscribe.models.registry import ModelEntry, get_entry, list_models, register
+from angioscribe.report.draft import Drafter, Language
+from angioscribe.report.template import TEMPLATE_MODEL
+
+REPORT_TASK = "report"
+VLM_MODULE = "angioscribe.report.vlm"
+
+register(ModelEntry(
+    name=TEMPLATE_MODEL,
+    task=REPORT_TASK,
+    architecture="angioscribe.report.template:template_drafter",
+    config={},
+    labels=(),
+    description="Deterministic EN/JA sentences from the findings (segment, percent or grade, "
+                "occlusion) plus the guideline's recommendation: the structured-reporting "
+                "baseline, and the composer of corpus targets. No weights.",
+))
+
+
+def list_drafters() -> list[str]:
+    """The registered drafter names."""
+    return list_models(REPORT_TASK)
+
+
+def create_drafter(source: str, lang: Language) -> Drafter:
+    """The drafter `source` names, for one language: a registered name, or (with the
+    vision-language drafters) a hub id or a local adapter folder."""
+    if source in list_drafters():
+        entry = get_entry(source)
+        module_name, _, function_name = entry.architecture.partition(":")
+        builder = getattr(importlib.import_module(module_name), function_name)
+        return builder(entry, lang)
+    if importlib.util.find_spec(VLM_MODULE) is not None:
+        return importlib.import_module(VLM_MODULE).drafter_from_source(source, lang)
+    raise InputError(source, f"not a known drafter (known: {', '.join(list_drafters())})")
