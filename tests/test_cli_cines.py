@@ -42,7 +42,7 @@ def test_ingest_reports_every_input_and_goes_on_past_bad_ones(
 ):
     phantom = shared_data / "dicom" / "phantom-xa"
     code, records = run("ingest", "--json", not_dicom, phantom, real_cine)
-    assert code == 0
+    assert code == 1, "some inputs failed, the rest were read"
     assert [Path(record["path"]) for record in records] == [
         not_dicom,
         *sorted(phantom.glob("IM*.dcm")),
@@ -61,10 +61,10 @@ def test_ingest_reports_every_input_and_goes_on_past_bad_ones(
     assert cine["view"] == view_from_angles(-27.7, -18.1)
 
 
-def test_ingest_exits_1_only_when_every_input_failed(tmp_path: Path, not_dicom: Path):
+def test_ingest_exits_3_when_every_input_failed(tmp_path: Path, not_dicom: Path):
     missing = tmp_path / "missing.dcm"
     code, records = run("ingest", "--json", not_dicom, missing)
-    assert code == 1
+    assert code == 3
     assert [record["error"] for record in records] == [
         records[0]["error"],
         "no such file or folder",
@@ -79,7 +79,7 @@ def test_ingest_prints_a_table_without_json(real_cine: Path):
 
 def test_frames_lists_candidates_of_the_real_cine(real_cine: Path, not_dicom: Path):
     code, records = run("frames", "--json", real_cine, not_dicom)
-    assert code == 0
+    assert code == 1
     cine, bad = records
     assert "error" in bad
     expected = candidate_frames(read_cine(real_cine).frames)
@@ -98,3 +98,71 @@ def test_frames_respects_min_gap(real_cine: Path):
 
 def test_frames_rejects_a_zero_gap(real_cine: Path):
     assert runner.invoke(app, ["frames", "--min-gap", "0", str(real_cine)]).exit_code != 0
+
+
+def strict_json(line: str) -> dict:
+    """Parse one line, refusing the NaN/Infinity tokens Python's json would let through."""
+    def refuse(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_a_batch_goes_on_past_an_unexpected_error_and_prints_each_record_when_done(
+    shared_data: Path, real_cine: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A bug on one input is that input's error record; each record is on stdout (flushed)
+    before the next input is read, so a batch killed late keeps what it did."""
+    import sys
+
+    import angioscribe.io
+
+    phantom = sorted((shared_data / "dicom" / "phantom-xa").glob("IM*.dcm"))[:2]
+    real_read = angioscribe.io.read_cine
+    printed_before: list[int] = []
+
+    def read_or_fail(path: Path):
+        printed_before.append(sys.stdout.buffer.getvalue().count(b"\n"))
+        if path == phantom[0]:
+            raise RuntimeError("a codec bug")
+        return real_read(path)
+
+    monkeypatch.setattr(angioscribe.io, "read_cine", read_or_fail)
+    code, records = run("ingest", "--json", *phantom, real_cine)
+    assert code == 1
+    assert [record["path"] for record in records] == [str(p) for p in [*phantom, real_cine]]
+    assert "RuntimeError: a codec bug" in records[0]["error"]
+    assert all("error" not in record for record in records[1:])
+    assert printed_before == [0, 1, 2]
+
+
+def test_json_has_no_nan_even_when_the_header_has_one(tmp_path: Path):
+    from PIL import Image
+
+    folder = tmp_path / "cine"
+    folder.mkdir()
+    for index in range(3):
+        Image.new("L", (32, 32), color=40 * index).save(folder / f"IM_{index}.png")
+    (folder / "header.json").write_text('{"fps": NaN, "primary_angle": Infinity}')
+    result = runner.invoke(app, ["ingest", "--json", str(folder)])
+    (line,) = result.stdout.splitlines()
+    record = strict_json(line)
+    assert record["path"] == str(folder)
+    assert "error" in record or (record["fps"], record["primary_angle"]) == (None, None)
+
+
+def test_no_inputs_found_exits_3(tmp_path: Path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, records = run("frames", "--json", empty)
+    assert code == 3
+    assert [record["path"] for record in records] == [str(empty)]
+    assert "no cine found" in records[0]["error"]
+
+
+def test_table_names_inputs_relative_to_their_folder_at_80_columns(shared_data: Path):
+    phantom = shared_data / "dicom" / "phantom-xa"
+    result = runner.invoke(app, ["ingest", str(phantom)], terminal_width=80)
+    assert result.exit_code == 0
+    assert all(f"IM{n}.dcm" in result.stdout for n in range(1, 5))
+    assert "…" not in result.stdout

@@ -68,16 +68,22 @@ def test_finish_uses_the_same_codes():
         assert raised.value.exit_code == code
 
 
-def test_table_shows_whole_names_at_80_columns():
+def test_table_shows_whole_names_and_problems_at_80_columns():
     parent = "/archive/hospital/cath-lab/2024/patient-0042/study-1.2.840.113619.2.55.3"
     names = ["IM-0001-0001-long-series-name.dcm", "IM-0001-0002-long-series-name.dcm"]
-    records = [{"path": f"{parent}/{name}", "frames": 60, "view": "LAO cranial",
-                "error": None} for name in names]
+    records = [{"path": f"{parent}/{name}", "frames": 60, "primary_angle": -27.7,
+                "secondary_angle": 18.1, "view": "LAO Cranial"} for name in names]
+    problem = "RLE frame 3 is corrupt: the segment offsets point past the end of the frame"
+    records.append(error_record(f"{parent}/IM-0001-0003.dcm", problem))
     console = Console(record=True, width=80)
-    console.print(records_table(records, ("path", "frames", "view", "error")))
+    console.print(records_table(records, ("path", "frames", "primary_angle",
+                                          "secondary_angle", "view", "error")))
     text = console.export_text()
-    unfolded = text.replace("│", "").replace(" ", "").replace("\n", "")
+    assert max(map(len, text.splitlines())) <= 80
+    unfolded = text.replace(" ", "").replace("\n", "")
     for name in names:
         assert name in unfolded  # folded onto lines if it must, never cut to "IM-00…"
+    assert parent not in text.split("paths relative to")[0]  # names, not whole paths
     assert "…" not in text
+    assert f"IM-0001-0003.dcm: {problem}".replace(" ", "") in unfolded
     assert f"paths relative to {parent}".replace(" ", "") in unfolded

@@ -1,24 +1,25 @@
 """`angioscribe ingest` and `angioscribe frames`: read cines, report what they hold.
 
-Both read every source under the given paths, one record per source, and keep going past
-sources that fail (the record carries an `error` field instead). The exit code is 1 only when
-every source failed, so a script can tell "nothing usable" from "some files were bad".
+Both read every source under the given paths, one record per source, printed as soon as it is
+done, and keep going past sources that fail (the record carries an `error` field instead).
+Exit codes follow `angioscribe.cli.contract`: 0 all read, 1 some failed, 3 none read.
+Heavy libraries (pydicom, OpenCV, scipy) are imported inside the commands, so `--help` is fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from angioscribe.anatomy import view_from_angles
-from angioscribe.cine import Cine
-from angioscribe.cli.output import print_records, progress
-from angioscribe.frames import DEFAULT_MIN_GAP, candidate_frames
-from angioscribe.io import CineResult, find_inputs, try_read_cine
+from angioscribe.cli.contract import RecordSink, record_of
+from angioscribe.cli.output import progress
+from angioscribe.frames import DEFAULT_MIN_GAP
+
+if TYPE_CHECKING:
+    from angioscribe.cine import Cine
 
 PathsArgument = Annotated[
     list[Path],
@@ -47,10 +48,9 @@ FRAMES_COLUMNS = ("path", "frames", "candidates", "error")
 def ingest(paths: PathsArgument, as_json: JsonOption = False) -> None:
     """Per cine: frames, size, frame rate, C-arm angles and view, or why it could not be read.
 
-    Exit code 1 only when every input failed.
+    Exit code 0 when every input was read, 1 when some failed, 3 when none could be read.
     """
-    records = [_record(result, _describe) for result in _read_each(paths, "Reading cines")]
-    _finish(records, as_json, INGEST_COLUMNS)
+    _report_each(paths, "Reading cines", _describe, as_json, INGEST_COLUMNS)
 
 
 def frames(
@@ -62,31 +62,32 @@ def frames(
 ) -> None:
     """Per cine: candidate key-frame indices, why each was picked and its opacification score.
 
-    Exit code 1 only when every input failed.
+    Exit code 0 when every input was read, 1 when some failed, 3 when none could be read.
     """
-    records = [
-        _record(result, partial(_candidates, min_gap=min_gap))
-        for result in _read_each(paths, "Selecting frames")
-    ]
-    _finish(records, as_json, FRAMES_COLUMNS)
+    _report_each(
+        paths, "Selecting frames", lambda cine: _candidates(cine, min_gap), as_json, FRAMES_COLUMNS
+    )
 
 
-def _read_each(paths: list[Path], description: str) -> Iterator[CineResult]:
-    """Results one at a time under a progress bar, so only one cine is in memory."""
+def _report_each(
+    paths: list[Path],
+    description: str,
+    describe: Callable[[Cine], dict[str, Any]],
+    as_json: bool,
+    columns: tuple[str, ...],
+) -> None:
+    """One record per source, read one at a time (one cine in memory) and printed when done."""
+    from angioscribe.io import find_inputs, read_cine
+
     sources = find_inputs(paths)
-    for source in progress(sources, description, total=len(sources)):
-        yield try_read_cine(source)
-
-
-def _record(result: CineResult, describe: Callable[[Cine], dict[str, Any]]) -> dict[str, Any]:
-    """The source's path with either the cine's description or the problem that stopped it."""
-    if result.cine is None:
-        problem = result.error.problem if result.error else "not read"
-        return {"path": str(result.source), "error": problem}
-    return {"path": str(result.source), **describe(result.cine)}
+    with RecordSink(as_json, columns) as sink:
+        for source in progress(sources, description, total=len(sources)):
+            sink.emit(record_of(source, lambda source=source: describe(read_cine(source))))
 
 
 def _describe(cine: Cine) -> dict[str, Any]:
+    from angioscribe.anatomy import view_from_angles
+
     return {
         "frames": cine.n_frames,
         "rows": cine.rows,
@@ -99,6 +100,8 @@ def _describe(cine: Cine) -> dict[str, Any]:
 
 
 def _candidates(cine: Cine, min_gap: int) -> dict[str, Any]:
+    from angioscribe.frames import candidate_frames
+
     candidates = candidate_frames(cine.frames, min_gap=min_gap)
     return {
         "frames": cine.n_frames,
@@ -106,9 +109,3 @@ def _candidates(cine: Cine, min_gap: int) -> dict[str, Any]:
         "kinds": [list(candidate.kinds) for candidate in candidates],
         "opacification": [round(candidate.opacification, 4) for candidate in candidates],
     }
-
-
-def _finish(records: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...]) -> None:
-    print_records(records, as_json, columns)
-    if all("error" in record for record in records):
-        raise typer.Exit(code=1)

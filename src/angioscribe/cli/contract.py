@@ -17,21 +17,26 @@ format, list failed inputs in it, and end with `finish(done, failed)`.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import typer
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
+from angioscribe.errors import AngioscribeError, InputError
 from angioscribe.progress import stderr
 
+log = logging.getLogger(__name__)
 
 class ExitCode(IntEnum):
     """How a batch went; the same meaning in every command."""
@@ -57,6 +62,24 @@ def finish(done: int, failed: int) -> None:
 def error_record(path: str | Path, problem: str, **extra: Any) -> dict[str, Any]:
     """The record of an input that failed: which one (`path`) and why (`error`)."""
     return {"path": str(path), "error": problem, **extra}
+
+
+def record_of(path: str | Path, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`make()`'s record for one input, or the error record of why it could not be made.
+
+    This is the batch boundary: an `InputError` (or other deliberate `AngioscribeError`) names
+    the problem; anything else is a bug, logged with its traceback and reported as an error
+    record, so one input can never take the rest of the batch down with it.
+    """
+    try:
+        return {"path": str(path), **make()}
+    except InputError as error:
+        return error_record(path, error.problem)
+    except AngioscribeError as error:
+        return error_record(path, str(error))
+    except Exception as error:  # the batch boundary: a bug, logged with its traceback
+        log.error("unexpected error on %s", path, exc_info=True)
+        return error_record(path, f"unexpected error ({type(error).__name__}: {error})")
 
 
 def to_json(value: Any) -> str:
@@ -150,32 +173,44 @@ class RecordSink:
 
 def records_table(
     records: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None
-) -> Table:
-    """A table that stays readable at 80 columns: paths by name relative to their common
-    folder (named in the caption), long cells folded onto more lines instead of cut short."""
+) -> Group:
+    """Records as a table that stays readable at 80 columns, failed inputs listed below it.
+
+    Paths are shown relative to their common folder (named below it); long cells fold
+    onto more lines instead of being cut short. Failures are `name: problem` lines under the
+    table, where a sentence has the whole width rather than one narrow column.
+    """
     paths = [str(record["path"]) for record in records if record.get("path") is not None]
     parent = common_parent(paths)
-    caption = f"paths relative to {parent}" if parent else None
-    table = Table(title=title, caption=caption)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for record in records:
-        cells = {**record}
-        if parent and cells.get("path") is not None:
-            cells["path"] = os.path.relpath(str(cells["path"]), parent)
-        table.add_row(*(_cell(cells.get(column)) for column in columns))
-    return table
+
+    def shown(record: dict[str, Any]) -> dict[str, str]:
+        cells = {column: _cell(record.get(column)) for column in (*columns, "path", "error")}
+        if parent and cells["path"]:
+            cells["path"] = os.path.relpath(os.path.abspath(cells["path"]), parent)
+        return cells
+
+    done = [shown(record) for record in records if record.get("error") is None]
+    failed = [shown(record) for record in records if record.get("error") is not None]
+    table_columns = [column for column in columns if column != "error"]
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for column in table_columns:  # "primary_angle" as two header lines: narrower column
+        table.add_column(column.replace("_", "\n"), overflow="fold")
+    for row in done:
+        table.add_row(*(row[column] for column in table_columns))
+    parts: list[Any] = [table] if done else []
+    parts += [Text(f"failed: {row['path']}: {row['error']}", style="red") for row in failed]
+    if parent:
+        parts.append(Text(f"(paths relative to {parent})", style="dim"))
+    return Group(*parts)
 
 
 def common_parent(paths: Sequence[str]) -> str | None:
-    """The deepest folder holding every path, or None when there is none worth naming."""
+    """The deepest folder holding every path, or None when only the root holds them all."""
     if not paths:
         return None
-    try:
-        parent = os.path.commonpath([os.path.dirname(os.path.normpath(p)) or "." for p in paths])
-    except ValueError:  # absolute and relative paths mixed
-        return None
-    return None if parent in ("", ".") else parent
+    folders = [os.path.dirname(os.path.abspath(path)) for path in paths]
+    parent = os.path.commonpath(folders)
+    return None if parent == os.path.dirname(parent) else parent  # the root is no help
 
 
 def _cell(value: Any) -> str:
