@@ -154,3 +154,25 @@ def test_review_commands_round_trip(tmp_path):
     rows = [json.loads(line) for line in imported.stdout.splitlines()]
     assert {r["model"] for r in rows} == set(MODELS) and all(r["n"] == 3 for r in rows)
     assert (tmp_path / "table" / "review_scores.png").stat().st_size > 0
+
+
+def test_review_commands_refuse_bad_files_naming_them(tmp_path):
+    """Exit 3 (nothing done) and the file and line at fault, never a traceback."""
+    broken = tmp_path / "drafts.jsonl"
+    broken.write_text(json.dumps({"id": "c1", "text": "LAD 90%"}) + "\n{not json\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    runner = CliRunner()
+    for pred, problem in ((broken, f"{broken}:2: not valid JSON"), (empty, f"{empty}: no draft")):
+        result = runner.invoke(app, ["review", "export", "--pred", str(pred),
+                                     "--out", str(tmp_path / "review")])
+        assert result.exit_code == 3 and problem in result.output, result.output
+    assert not (tmp_path / "review").exists()
+    written = export_review(_drafts(1), tmp_path / "set", seed=0)
+    result = runner.invoke(app, ["review", "import", str(tmp_path / "missing.csv"),
+                                 "--key", str(written["key"]), "--json"])
+    assert result.exit_code == 3 and "Traceback" not in result.output
+    assert json.loads(result.stdout)["path"] == str(tmp_path / "missing.csv")
+    result = runner.invoke(app, ["review", "import", str(written["sheet"]),
+                                 "--key", str(written["sheet"])])
+    assert result.exit_code == 3 and "not a review key" in result.output

@@ -47,17 +47,35 @@ def test_parse_report_jsonl_reads_text_and_keeps_going_past_bad_lines(tmp_path):
         + "\n"
     )
     result = runner.invoke(app, ["parse-report", str(reports), "--json", "--lang", "en"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # some failed, the rest parsed
     good, broken, textless = (json.loads(line) for line in result.stdout.splitlines())
     assert good["id"] == "a" and good["findings"][0]["segment"] == "6"
     assert broken["line"] == 2 and "text" in broken["error"]
     assert textless["line"] == 3 and "error" in textless
+    assert {good["path"], broken["path"], textless["path"]} == {str(reports)}
 
 
-def test_parse_report_fails_only_when_nothing_parsed(tmp_path):
+def test_parse_report_exits_3_when_nothing_parsed(tmp_path):
     result = runner.invoke(app, ["parse-report", str(tmp_path / "missing.txt"), "--json"])
+    assert result.exit_code == 3
+    record = json.loads(result.stdout)
+    assert record["path"] == str(tmp_path / "missing.txt") and "cannot read" in record["error"]
+
+
+def test_parse_report_an_empty_file_is_an_error_naming_it(tmp_path):
+    empty, blank, good = tmp_path / "empty.txt", tmp_path / "blank.jsonl", tmp_path / "good.txt"
+    empty.write_text("")
+    blank.write_text("\n  \n")
+    good.write_text("RCA #2 99%\n")
+    result = runner.invoke(app, ["parse-report", str(empty), "--json"])
+    assert result.exit_code == 3
+    assert json.loads(result.stdout) == {"path": str(empty), "error": (
+        "no reports in the file (it is empty or has only blank lines)")}
+    result = runner.invoke(app, ["parse-report", str(empty), str(blank), str(good), "--json"])
     assert result.exit_code == 1
-    assert "cannot read" in json.loads(result.stdout)["error"]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["path"], "error" in r) for r in records] == [
+        (str(empty), True), (str(blank), True), (str(good), False)]
 
 
 def test_parse_report_table_for_people(tmp_path):
@@ -144,5 +162,28 @@ def test_evaluate_reports_names_a_draft_without_truth(tmp_path):
     result = runner.invoke(
         app, ["evaluate", "reports", "--pred", str(stray), "--truth", str(truth)]
     )
-    assert result.exit_code == 1
-    assert "no truth record (e.g. id 'c9')" in result.output
+    assert result.exit_code == 3
+    assert f"{stray}: no draft id is in the truth file {truth} (e.g. id 'c9')" in result.output
+    result = runner.invoke(app, ["evaluate", "reports", "--pred", str(pred), "--pred",
+                                 str(stray), "--truth", str(truth), "--json", "--n-boot", "10"])
+    assert result.exit_code == 1, result.output  # the matching drafts are scored
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows[0] == {"path": str(stray), "id": "c9",
+                       "error": f"no truth record for id 'c9' in {truth}"}
+    assert [r["n"] for r in rows if r.get("table") == "errors"] == [2]
+
+
+def test_evaluate_reports_refuses_an_empty_pred_or_truth(tmp_path):
+    truth, pred = _write_study(tmp_path)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    for given in (["--pred", str(empty), "--truth", str(truth)],
+                  ["--pred", str(pred), "--truth", str(empty)]):
+        result = runner.invoke(app, ["evaluate", "reports", *given, "--json"])
+        assert result.exit_code == 3, result.output
+        record = json.loads(result.stdout)
+        assert record["path"] == str(empty) and "empty" in record["error"]
+    result = runner.invoke(app, ["evaluate", "reports", "--pred", str(tmp_path / "nope.jsonl"),
+                                 "--truth", str(truth)])
+    assert result.exit_code == 3 and "nope.jsonl" in result.output
+    assert "Traceback" not in result.output

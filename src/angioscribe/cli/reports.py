@@ -1,7 +1,9 @@
 """`angioscribe parse-report`, `angioscribe evaluate reports` and `evaluate vlscore-calibrate`.
 
 Thin: read the files, call `angioscribe.report` / `angioscribe.evaluate`, print tables or JSON
-lines, write figures. File formats are documented in docs/reports.md.
+lines, write figures. File formats are documented in docs/reports.md; exit codes follow
+`angioscribe.cli.contract`. The scorers, embedders and plotting are imported inside the
+commands, so `angioscribe --help` stays fast.
 """
 
 from __future__ import annotations
@@ -9,27 +11,20 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from angioscribe.cli.contract import RecordSink, error_record, finish
 from angioscribe.cli.output import print_records, progress, to_json
+from angioscribe.cli.refusal import refuse
 from angioscribe.errors import InputError
-from angioscribe.evaluate.embedders import load_embedder, load_image
 from angioscribe.evaluate.report_errors import ERROR_CATEGORIES
-from angioscribe.evaluate.report_figures import metric_distributions
-from angioscribe.evaluate.report_tables import DraftScores, error_table, metric_table
-from angioscribe.evaluate.reports import CalibratedEmbedder, score_drafts
-from angioscribe.evaluate.vlscore import (
-    Calibration,
-    calibrate,
-    calibration_path,
-    embed_triples,
-    mismatched,
-    triangle_area,
-)
-from angioscribe.report.parse import parse_report as parse_text
-from angioscribe.report.records import TextLine, read_drafts, read_texts, read_truths
+
+if TYPE_CHECKING:
+    from angioscribe.evaluate.report_tables import DraftScores
+    from angioscribe.evaluate.reports import CalibratedEmbedder
+    from angioscribe.report.records import Draft, TextLine, Truth
 
 
 class Lang(StrEnum):
@@ -66,7 +61,7 @@ TrustOption = Annotated[
     ),
 ]
 
-PARSE_COLUMNS = ("source", "line", "lang", "laterality", "findings", "recommendation", "error")
+PARSE_COLUMNS = ("path", "line", "lang", "laterality", "findings", "recommendation", "error")
 
 
 def parse_report(
@@ -80,32 +75,40 @@ def parse_report(
 ) -> None:
     """Structured findings and recommendation for every report line (schema: docs/reports.md).
 
-    Exit code 1 only when no report could be parsed.
+    A file that cannot be read or holds no report, and a line without usable text, give a
+    record with `path` and `error`; the rest are parsed. Exit code 0 when every report was
+    parsed, 1 when some failed, 2 on a usage error, 3 when none could be parsed.
     """
     lines = [line for path in files for line in _texts_or_error(path)]
-    records = [_parsed_record(line, lang.value) for line in progress(lines, "Parsing reports")]
-    if as_json:
-        print_records(records, True, PARSE_COLUMNS)
-    else:
-        print_records([_parse_summary(r) for r in records], False, PARSE_COLUMNS)
-    if records and all("error" in r for r in records):
-        raise typer.Exit(1)
+    with RecordSink(as_json, PARSE_COLUMNS) as sink:
+        for line in progress(lines, "Parsing reports"):
+            record = _parsed_record(line, lang.value)
+            sink.emit(record if as_json else _parse_summary(record))
 
 
 def _texts_or_error(path: Path) -> list[TextLine]:
+    from angioscribe.report.records import TextLine, read_texts
+
     try:
         return read_texts(path)
     except InputError as error:
-        return [TextLine(str(path), 0, None, error=error.problem)]
+        return [TextLine(str(path), None, None, error=error.problem)]
 
 
 def _parsed_record(line: TextLine, lang: str) -> dict[str, Any]:
-    record: dict[str, Any] = {"source": line.source, "line": line.line}
+    from angioscribe.report.parse import parse_report as parse_text
+
+    record: dict[str, Any] = {"path": line.source}
+    if line.line is not None:
+        record["line"] = line.line
     if line.id is not None:
         record["id"] = line.id
     if line.error:
         return {**record, "error": line.error}
-    parsed = parse_text(line.text or "", lang, f"{line.source}:{line.line}").to_dict()
+    try:
+        parsed = parse_text(line.text or "", lang, f"{line.source}:{line.line}").to_dict()
+    except InputError as error:
+        return {**record, "error": error.problem}
     parsed.pop("text")
     return {**record, **parsed}
 
@@ -152,17 +155,27 @@ def evaluate_reports(
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Table 4 (error categories per model), text metrics and VLScore of model drafts."""
+    """Table 4 (error categories per model), text metrics and VLScore of model drafts.
+
+    A draft whose id the truth lacks gets an error record (`path`, `id`, `error`) and is left
+    out of the tables. Exit code 0 when every draft was scored, 1 when some were left out, 2 on
+    a usage error, 3 when nothing could be scored (a --pred or --truth file unreadable or
+    empty, no draft matching a truth id).
+    """
+    from angioscribe.evaluate.report_tables import error_table, metric_table
+    from angioscribe.evaluate.reports import score_drafts
+    from angioscribe.report.records import read_truths
+
     try:
         truths = read_truths(truth, images)
-        drafts = [d for path in pred for d in read_drafts(path)]
+        drafts, unmatched = drafts_with_truth(pred, truths, truth)
         embedders = [
             _calibrated(spec, calibration, normalize, trust_remote_code) for spec in embedder or []
         ]
         scores = score_drafts(drafts, truths, embedders)
     except InputError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        refuse(error, as_json)
+    report_failed(unmatched, as_json)
     metrics = ["bleu4", "rouge_l", *(e.metric for e in embedders)]
     errors = error_table(scores, n_boot=n_boot, seed=seed)
     summary = metric_table(scores, metrics, n_boot=n_boot, seed=seed)
@@ -178,9 +191,47 @@ def evaluate_reports(
         print_records([_metric_display(r) for r in summary], False, METRIC_DISPLAY_COLUMNS)
     if out:
         _write_outputs(out, scores, errors, summary, [e.metric for e in embedders])
+    finish(len(scores), len(unmatched))
+
+
+def drafts_with_truth(
+    pred: list[Path], truths: dict[str, Truth], truth: Path
+) -> tuple[list[Draft], list[dict[str, Any]]]:
+    """The drafts of every --pred file that have a truth record, and an error record for each
+    that has none; an InputError when no draft has one (nothing to score)."""
+    from angioscribe.report.records import read_drafts
+
+    matched: list[Draft] = []
+    unmatched: list[dict[str, Any]] = []
+    for path in pred:
+        for draft in read_drafts(path):
+            if draft.case_id in truths:
+                matched.append(draft)
+            else:
+                problem = f"no truth record for id {draft.case_id!r} in {truth}"
+                unmatched.append(error_record(path, problem, id=draft.case_id))
+    if not matched:
+        first = unmatched[0]["id"]
+        raise InputError(", ".join(map(str, pred)),
+                         f"no draft id is in the truth file {truth} (e.g. id {first!r})")
+    return matched, unmatched
+
+
+def report_failed(records: list[dict[str, Any]], as_json: bool) -> None:
+    """Error records of inputs left out of a result: JSON lines on stdout with --json (as the
+    results are), a line each on stderr for people."""
+    for record in records:
+        if as_json:
+            print_records([record], True, ())
+        else:
+            typer.echo(f"error: {record['path']}: {record['error']}", err=True)
 
 
 def _calibrated(spec: str, path: Path | None, normalize: bool, trust: bool) -> CalibratedEmbedder:
+    from angioscribe.evaluate.embedders import load_embedder
+    from angioscribe.evaluate.reports import CalibratedEmbedder
+    from angioscribe.evaluate.vlscore import Calibration, calibration_path
+
     stored = Calibration.load(path or calibration_path(spec), normalize)
     return CalibratedEmbedder(load_embedder(spec, trust_remote_code=trust), stored)
 
@@ -192,6 +243,8 @@ def _write_outputs(
     summary: list[dict],
     vlscores: list[str],
 ) -> None:
+    from angioscribe.evaluate.report_figures import metric_distributions
+
     out.mkdir(parents=True, exist_ok=True)
     with (out / "per_draft.jsonl").open("w", encoding="utf-8") as handle:
         handle.writelines(to_json(s.to_dict()) + "\n" for s in scores)
@@ -251,8 +304,21 @@ def vlscore_calibrate(
     """Store C, the largest triangle area on a calibration set, for one embedder.
 
     The set pairs each truth image with its reference and (a) another case's reference, the
-    "wrong report" end of the scale, and (b) any given drafts for that case.
+    "wrong report" end of the scale, and (b) any given drafts for that case. Exit code 0 when
+    the calibration was stored, 2 on a usage error, 3 when it could not be made (a file
+    unreadable or empty, fewer than two cases with image and text, the embedder not loaded).
     """
+    from angioscribe.evaluate.embedders import load_embedder, load_image
+    from angioscribe.evaluate.vlscore import (
+        Calibration,
+        calibrate,
+        calibration_path,
+        embed_triples,
+        mismatched,
+        triangle_area,
+    )
+    from angioscribe.report.records import read_drafts, read_truths
+
     try:
         truths = [t for t in read_truths(truth, images).values() if t.image and t.text]
         if len(truths) < 2:
@@ -269,8 +335,7 @@ def vlscore_calibrate(
         result = Calibration(embedder, normalize, calibrate(triangle_area(*embedded)), len(pairs))
         path = result.save(out or calibration_path(embedder))
     except (InputError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        refuse(error, as_json, source=embedder)
     record = {
         "embedder": embedder,
         "normalize": normalize,

@@ -1,4 +1,8 @@
-"""`angioscribe review export|import`: the model-blinded clinician review of drafts."""
+"""`angioscribe review export|import`: the model-blinded clinician review of drafts.
+
+Both commands make one thing from all their inputs (a blinded review set, Table 4), so a bad
+input stops them with an error naming it and exit code 3 (`angioscribe.cli.refusal`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Annotated
 import typer
 
 from angioscribe.cli.output import print_records
+from angioscribe.cli.refusal import refuse
 from angioscribe.cli.reports import (
     JsonOption,
     SeedOption,
@@ -16,10 +21,6 @@ from angioscribe.cli.reports import (
     error_display_columns,
 )
 from angioscribe.errors import InputError
-from angioscribe.evaluate.blind_review import export_review, import_review
-from angioscribe.evaluate.report_figures import score_histograms
-from angioscribe.evaluate.report_tables import error_table
-from angioscribe.report.records import read_drafts, read_truths
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -39,14 +40,20 @@ def export(
         Path | None, typer.Option("--images", help="Folder of the truth images.")
     ] = None,
 ) -> None:
-    """Write review_sheet.csv, review.html (send these) and review_key.json (keep this)."""
+    """Write review_sheet.csv, review.html (send these) and review_key.json (keep this).
+
+    Exit code 0 when the review set was written, 2 on a usage error, 3 when a --pred or
+    --truth file is unreadable, empty or has a bad line (the error names it).
+    """
+    from angioscribe.evaluate.blind_review import export_review
+    from angioscribe.report.records import read_drafts, read_truths
+
     try:
         drafts = [d for path in pred for d in read_drafts(path)]
         truths = read_truths(truth, images) if truth else {}
         written = export_review(drafts, out, seed, truths)
     except InputError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        refuse(error)
     typer.echo(
         f"{len(drafts)} drafts blinded; reviewer gets {written['sheet']} and "
         f"{written['page']}; keep {written['key']} apart",
@@ -65,12 +72,20 @@ def import_(
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Table 4 from the clinician's scores: overall mean/SD and drafts with each error."""
+    """Table 4 from the clinician's scores: overall mean/SD and drafts with each error.
+
+    Exit code 0 when every draft of the key was scored and tabled, 2 on a usage error, 3 when
+    the sheet or key cannot be used (unreadable, a bad cell, a draft left unscored: the error
+    names the file and line).
+    """
+    from angioscribe.evaluate.blind_review import import_review
+    from angioscribe.evaluate.report_figures import score_histograms
+    from angioscribe.evaluate.report_tables import error_table
+
     try:
         scores = import_review(sheet, key)
     except InputError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        refuse(error, as_json)
     table = error_table(scores, n_boot=n_boot, seed=seed)
     if as_json:
         print_records(table, True, ())

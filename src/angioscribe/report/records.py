@@ -21,7 +21,7 @@ class TextLine:
     """One report to parse: a line of a .txt file or the `text` of a JSONL record."""
 
     source: str
-    line: int
+    line: int | None  # None: the error is the whole file's (unreadable, empty)
     text: str | None
     id: str | None = None
     error: str | None = None
@@ -96,18 +96,16 @@ def read_texts(path: str | Path) -> list[TextLine]:
     """Reports in a .txt (one per line) or .jsonl (the `text` field) file.
 
     A JSONL line without usable text becomes a TextLine with `error` set, so one bad record
-    does not stop a batch.
+    does not stop a batch. A file without any report (empty, or blank lines only) is an
+    InputError: a batch given it must say so, not print nothing.
     """
+    numbered = [(n, line) for n, line in enumerate(_read_lines(path), start=1) if line.strip()]
+    if not numbered:
+        raise InputError(path, "no reports in the file (it is empty or has only blank lines)")
     if Path(path).suffix.lower() != ".jsonl":
-        return [
-            TextLine(str(path), number, line)
-            for number, line in enumerate(_read_lines(path), start=1)
-            if line.strip()
-        ]
+        return [TextLine(str(path), number, line) for number, line in numbered]
     lines = []
-    for number, line in enumerate(_read_lines(path), start=1):
-        if not line.strip():
-            continue
+    for number, line in numbered:
         try:
             record = json.loads(line)
             text = record["text"]
@@ -125,7 +123,8 @@ def _optional_id(record: dict[str, Any]) -> str | None:
 
 
 def read_drafts(path: str | Path) -> list[Draft]:
-    """Model drafts: `id` and `text` required; `model` defaults to the file's stem."""
+    """Model drafts: `id` and `text` required; `model` defaults to the file's stem. A file with
+    no draft is an InputError: scoring nothing must not look like a result."""
     drafts = []
     for where, record in jsonl_records(path):
         _require(where, record, ("id", "text"))
@@ -137,6 +136,8 @@ def read_drafts(path: str | Path) -> list[Draft]:
                 lang=str(record.get("lang", "auto")),
             )
         )
+    if not drafts:
+        raise InputError(path, "no draft reports in the file (it is empty)")
     return drafts
 
 
@@ -161,6 +162,8 @@ def read_truths(path: str | Path, images: str | Path | None = None) -> dict[str,
             image=image_root / record["image"] if record.get("image") else None,
             patient_id=str(record["patient_id"]) if record.get("patient_id") else None,
         )
+    if not truths:
+        raise InputError(path, "no truth records in the file (it is empty)")
     return truths
 
 
