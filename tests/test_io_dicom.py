@@ -32,6 +32,7 @@ from pydicom.uid import (
 from angioscribe.errors import InputError
 from angioscribe.io import read_cine, read_cines, read_studies
 from angioscribe.io.dicom import read_dicom
+from angioscribe.io.dicom_pixels import DecodeError, FrameDecoder
 
 # ---------------------------------------------------------------------------------------------
 # Generated data
@@ -235,14 +236,14 @@ def test_dcmtk_decodes_when_pydicom_cannot(
     encoded = tmp_path / "encoded.dcm"
     encode(xa12, encoded)
     reference = read_dicom(xa12)
-    decode = Dataset.pixel_array.fget
+    decode = FrameDecoder.decode
 
-    def pixel_array_without_codec(ds: Dataset) -> np.ndarray:
-        if ds.file_meta.TransferSyntaxUID == syntax:
-            raise RuntimeError("simulated: no plugin decodes this transfer syntax")
-        return decode(ds)
+    def decode_without_codec(decoder: FrameDecoder, index: int, encoded: bytes) -> np.ndarray:
+        if decoder.syntax == syntax:
+            raise DecodeError("simulated: no plugin decodes this transfer syntax")
+        return decode(decoder, index, encoded)
 
-    monkeypatch.setattr(Dataset, "pixel_array", property(pixel_array_without_codec))
+    monkeypatch.setattr(FrameDecoder, "decode", decode_without_codec)
     cine = read_dicom(encoded)
     assert cine.extra["decoder"] == tool
     assert_close(cine.frames, reference.frames, lossless)

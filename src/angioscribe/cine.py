@@ -15,6 +15,8 @@ class Cine:
     `frames` is a (T, H, W) uint8 array: readers apply rescale, VOI LUT/window and
     MONOCHROME1 inversion so every later step sees the same grey scale whatever the source.
     Angles follow DICOM: primary < 0 is RAO, > 0 LAO; secondary < 0 caudal, > 0 cranial.
+    `warnings` lists header values the reader dropped (unreadable, NaN, out of range), so a
+    field that is None says why when the file did carry something.
     """
 
     frames: np.ndarray
@@ -31,6 +33,7 @@ class Cine:
     sop_uid: str | None = None
     modality: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.frames.ndim == 2:

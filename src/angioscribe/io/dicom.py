@@ -1,10 +1,14 @@
 """DICOM (XA, XRF or any image IOD) -> Cine: uint8 frames in MONOCHROME2 plus the header values.
 
 Pixels decode through pydicom 3 and its pylibjpeg plugins (RLE, JPEG baseline/extended/lossless,
-JPEG-LS, JPEG 2000). When they fail on a syntax dcmtk also handles, the file is transcoded to
-uncompressed with dcmtk's command-line decoders and read again, so a codec gap in one library
-does not lose a cine. Grey levels then follow the DICOM display pipeline: Modality LUT/rescale,
-then VOI LUT or window, then MONOCHROME1 inversion.
+JPEG-LS, JPEG 2000), frame by frame from the file into the 8-bit output (`dicom_pixels`), each
+frame through the display pipeline as one table lookup (`dicom_display`). When they fail on a
+syntax dcmtk also handles, the file is transcoded to uncompressed with dcmtk's command-line
+decoders and read again, so a codec gap in one library does not lose a cine; what dcmtk makes
+must still match the original header.
+
+`read_dicom` is the boundary of all this: whatever pydicom or a codec raises on a damaged file
+leaves it as an InputError naming the file, with the original error as its cause.
 """
 
 from __future__ import annotations
@@ -19,9 +23,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing, get_decoder
 from pydicom.uid import (
-    UID,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -36,7 +38,17 @@ from pydicom.uid import (
 
 from angioscribe.cine import Cine
 from angioscribe.errors import InputError
-from angioscribe.io.greyscale import luminance, scale_to_uint8
+from angioscribe.io.dicom_display import Display
+from angioscribe.io.dicom_pixels import (
+    DEFER_BYTES,
+    DecodeError,
+    PixelData,
+    PixelModule,
+    check_size,
+    decode_frames,
+    locate_pixel_data,
+    pixel_module,
+)
 from angioscribe.io.header import cine_fields
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
@@ -52,6 +64,8 @@ DCMTK_DECODERS: dict[str, str] = {
     RLELossless: "dcmdrle",
 }
 DCMTK_TIMEOUT_S = 300
+# The end of a dcmtk tool's error output kept in a message (it may echo the file's bytes).
+DCMTK_MESSAGE_CHARS = 300
 
 # A dataset written without preamble starts with a File Meta (0002) or Identifying (0008) tag.
 _DATASET_START_GROUPS = (0x0002, 0x0008)
@@ -70,22 +84,91 @@ def looks_like_dicom(path: Path) -> bool:
 
 
 def read_dicom(path: str | Path) -> Cine:
-    """One DICOM file as a Cine; InputError says why a file cannot be one."""
+    """One DICOM file as a Cine; InputError says why a file cannot be one.
+
+    Known problems are reported in words where they are found; anything else pydicom or a
+    codec raises on a damaged file is caught here, so nothing but InputError leaves. Only
+    interrupts and MemoryError pass: they are not properties of the file.
+    """
     path = Path(path)
+    try:
+        return _read(path)
+    except (InputError, MemoryError):
+        raise
+    except Exception as error:  # the boundary: a damaged file can fail anywhere inside pydicom
+        raise InputError(path, f"unreadable DICOM ({type(error).__name__}: {error})") from error
+
+
+def _read(path: Path) -> Cine:
     dataset = _read_dataset(path)
-    stored, described_by, decoder = _decode_pixels(path, dataset)
-    frames = _display_frames(path, stored, described_by)
-    transfer_syntax = str(dataset.file_meta.get("TransferSyntaxUID", ""))
+    module = pixel_module(path, dataset)
+    pixels = locate_pixel_data(path, dataset)
+    check_size(pixels, module)
+    fields = cine_fields(dataset)
+    try:
+        frames = grey_frames(pixels, module, Display(path, dataset, module))
+        decoder = "pydicom"
+    except DecodeError as error:
+        frames, decoder = _decode_with_dcmtk(path, pixels, module, str(error))
     return Cine(
         frames=frames,
         source=str(path),
-        **cine_fields(dataset),
-        extra={"transfer_syntax": transfer_syntax, "decoder": decoder},
+        **fields,
+        extra={"transfer_syntax": str(pixels.syntax), "decoder": decoder},
     )
 
 
+def grey_frames(pixels: PixelData, module: PixelModule, display: Display) -> np.ndarray:
+    """(T, H, W) uint8 frames, decoded one at a time straight into the output.
+
+    Peak memory is the output plus a frame or two. Deep data without a VOI step needs the
+    cine's min-max before any frame can be scaled; rather than decoding twice (the decode is
+    the cost), its frames are kept as stored values and scaled in place afterwards.
+    """
+    shape = (module.frames, module.rows, module.columns)
+    if display.needs_stored_range:
+        return _grey_frames_in_place(pixels, module, display, shape)
+    frames = np.empty(shape, dtype=np.uint8)
+    table = display.table()
+
+    def store(index: int, stored: np.ndarray) -> None:
+        frames[index] = display.grey(table, stored)
+
+    decode_frames(pixels, module, store)
+    return frames
+
+
+def _grey_frames_in_place(
+    pixels: PixelData, module: PixelModule, display: Display, shape: tuple[int, int, int]
+) -> np.ndarray:
+    """Stored values first, then each frame scaled by the cine's range over its own memory.
+
+    The 8-bit frame i lands on bytes [i*HW, (i+1)*HW) of the buffer, which hold stored frames
+    before i only (each takes 2*HW bytes), all already scaled; the buffer then shrinks to the
+    8-bit cine. So the peak is the 16-bit cine: twice the 8-bit one, never three copies.
+    """
+    pixels_per_frame = shape[1] * shape[2]
+    dtype = np.dtype(np.int16 if module.signed else np.uint16)
+    buffer = np.empty(shape[0] * pixels_per_frame * dtype.itemsize, dtype=np.uint8)
+    stored = buffer.view(dtype).reshape(shape)
+    lows, highs = np.zeros(shape[0], np.int64), np.zeros(shape[0], np.int64)
+
+    def store(index: int, frame: np.ndarray) -> None:
+        stored[index] = frame
+        lows[index], highs[index] = frame.min(), frame.max()
+
+    decode_frames(pixels, module, store)
+    table = display.table((int(lows.min()), int(highs.max())))
+    for index in range(shape[0]):
+        start = index * pixels_per_frame
+        buffer[start : start + pixels_per_frame] = display.grey(table, stored[index]).ravel()
+    # `stored` is not used past this point; the shrink keeps the buffer's start in place.
+    buffer.resize(shape[0] * pixels_per_frame, refcheck=False)
+    return buffer.reshape(shape)
+
+
 def _read_dataset(path: Path) -> Dataset:
-    """The parsed dataset, which must hold pixel data.
+    """The parsed dataset, which must hold pixel data (left in the file until decoded).
 
     pydicom only warns when a file ends early, and returns what it kept: an empty dataset, or
     one without the Pixel Data element the file ended inside. Both are truncated images, told
@@ -104,7 +187,7 @@ def _read_dataset(path: Path) -> Dataset:
 
 def _parse(path: Path) -> Dataset:
     try:
-        return pydicom.dcmread(path)
+        return pydicom.dcmread(path, defer_size=DEFER_BYTES)
     except InvalidDicomError:
         if not looks_like_dicom(path):
             raise InputError(
@@ -121,7 +204,7 @@ def _parse_headerless(path: Path) -> Dataset:
     Such files are always uncompressed, so the encoding pydicom detected is the transfer syntax.
     """
     try:
-        dataset = pydicom.dcmread(path, force=True)
+        dataset = pydicom.dcmread(path, force=True, defer_size=DEFER_BYTES)
     except Exception as error:  # garbage parsed as DICOM fails in arbitrary ways
         raise InputError(path, f"unreadable DICOM header: {error}") from error
     if "TransferSyntaxUID" not in dataset.file_meta:
@@ -134,126 +217,49 @@ def _parse_headerless(path: Path) -> Dataset:
     return dataset
 
 
-def _decode_pixels(path: Path, dataset: Dataset) -> tuple[np.ndarray, Dataset, str]:
-    """Stored pixel values, the dataset that describes them, and the decoder that made them.
+def _decode_with_dcmtk(
+    path: Path, pixels: PixelData, module: PixelModule, problem: str
+) -> tuple[np.ndarray, str]:
+    """Transcode to uncompressed with a dcmtk tool in a temporary folder, then read that.
 
-    The dcmtk-decoded dataset replaces the original for the grey-level steps because dcmtk may
-    rewrite attributes such as PhotometricInterpretation while decompressing.
+    dcmtk may rewrite attributes such as PhotometricInterpretation while decompressing, so its
+    dataset drives the grey levels; but it must hold the frames the original header describes
+    (dcmtk happily returns a lost fragment's cine one frame short, or a lying header's pixels
+    as three times the frames).
     """
-    try:
-        return dataset.pixel_array, dataset, "pydicom"
-    except Exception as error:  # any plugin failure: unsupported codec or damaged data
-        problem = _decode_problem(dataset, error)
-    syntax = str(dataset.file_meta.get("TransferSyntaxUID", ""))
-    tool = DCMTK_DECODERS.get(syntax)
+    tool = DCMTK_DECODERS.get(str(pixels.syntax))
     if tool is None or shutil.which(tool) is None:
         raise InputError(path, problem)
-    stored, decoded = _decode_with_dcmtk(path, tool, problem)
-    return stored, decoded, tool
-
-
-def _decode_problem(dataset: Dataset, error: Exception) -> str:
-    """Tell a missing codec apart from damaged data: the fixes differ (install vs. re-export)."""
-    syntax = dataset.file_meta.get("TransferSyntaxUID")
-    try:
-        available = syntax is not None and get_decoder(syntax).is_available
-    except NotImplementedError:
-        available = False
-    if not available:
-        name = UID(syntax).name if syntax else "a missing transfer syntax"
-        return f"no installed decoder for {name} (install the pylibjpeg plugins or dcmtk): {error}"
-    return f"truncated or corrupt pixel data: {error}"
-
-
-def _decode_with_dcmtk(path: Path, tool: str, problem: str) -> tuple[np.ndarray, Dataset]:
-    """Transcode to uncompressed in a temporary folder with a dcmtk tool, then decode."""
     with tempfile.TemporaryDirectory(prefix="angioscribe-") as folder:
         target = Path(folder) / "decoded.dcm"
+        _run_dcmtk(path, tool, target, problem)
         try:
-            run = subprocess.run(
-                [tool, str(path.resolve()), str(target)],
-                capture_output=True,
-                text=True,
-                timeout=DCMTK_TIMEOUT_S,
-            )
-        except subprocess.TimeoutExpired:
-            raise InputError(path, f"{problem}; {tool} timed out") from None
-        if run.returncode != 0:
-            raise InputError(path, f"{problem}; {tool}: {run.stderr.strip() or 'failed'}")
-        try:
-            decoded = pydicom.dcmread(target)
-            return decoded.pixel_array, decoded
-        except Exception as error:  # dcmtk wrote something pydicom still cannot decode
-            raise InputError(path, f"{problem}; after {tool}: {error}") from error
+            decoded = _read_dataset(target)
+            decoded_module = pixel_module(target, decoded)
+            if not decoded_module.same_image(module):
+                raise InputError(
+                    target, f"it decoded {decoded_module.describe()}, not {module.describe()}"
+                )
+            decoded_pixels = locate_pixel_data(target, decoded)
+            check_size(decoded_pixels, decoded_module)
+            display = Display(target, decoded, decoded_module)
+            return grey_frames(decoded_pixels, decoded_module, display), tool
+        except (InputError, DecodeError) as error:
+            detail = error.problem if isinstance(error, InputError) else str(error)
+            raise InputError(path, f"{problem}; after {tool}: {detail}") from error
 
 
-def _display_frames(path: Path, stored: np.ndarray, dataset: Dataset) -> np.ndarray:
-    """(T, H, W) uint8 in MONOCHROME2 from stored values, converted one frame at a time.
-
-    A float copy of a whole 12-bit cine would be several times its size; per frame it is not.
-    """
-    samples = int(dataset.get("SamplesPerPixel", 1))
-    frames = stored if stored.ndim == (3 if samples == 1 else 4) else stored[None]
-    if samples == 3:
-        bits = int(dataset.get("BitsStored", 8))
-        return np.stack([scale_to_uint8(luminance(frame), 0, 2**bits - 1) for frame in frames])
-    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise InputError(
-            path, f"unsupported pixel format: {samples} samples per pixel, {photometric}"
-        )
+def _run_dcmtk(path: Path, tool: str, target: Path, problem: str) -> None:
+    """Run `tool source target`; its error output may echo corrupt bytes, so it is decoded
+    leniently rather than as text."""
     try:
-        grey = _apply_luts(frames, dataset)
-    except (ValueError, NotImplementedError) as error:  # invalid LUT or window in the header
-        raise InputError(path, f"cannot apply the header's Modality/VOI LUT: {error}") from error
-    if photometric == "MONOCHROME1":
-        np.subtract(255, grey, out=grey)
-    return grey
-
-
-def _apply_luts(frames: np.ndarray, dataset: Dataset) -> np.ndarray:
-    voi = _voi_kind(dataset)
-    low, high = _display_range(frames, dataset, voi)
-    grey = np.empty(frames.shape, dtype=np.uint8)
-    for index, frame in enumerate(frames):
-        values = apply_modality_lut(frame, dataset)
-        if voi == "lut":
-            values = apply_voi(values, dataset)
-        elif voi == "window":
-            values = apply_windowing(values, dataset)
-        grey[index] = scale_to_uint8(values, low, high)
-    return grey
-
-
-def _voi_kind(dataset: Dataset) -> str | None:
-    """'lut', 'window' or None; a complete VOI LUT wins over a window, as in pydicom."""
-    items = dataset.get("VOILUTSequence")
-    if items and "LUTDescriptor" in items[0] and "LUTData" in items[0]:
-        return "lut"
-    if dataset.get("WindowCenter") is not None and dataset.get("WindowWidth") is not None:
-        return "window"
-    return None
-
-
-def _display_range(frames: np.ndarray, dataset: Dataset, voi: str | None) -> tuple[float, float]:
-    """The values that become 0 and 255.
-
-    With a VOI step, its whole output range (the header says how the image should look).
-    Without one, the stored range for <= 8-bit data, and the cine's actual min-max for deeper
-    data, which rarely fills its nominal range; one range for all frames keeps the contrast
-    bolus visible as a change over time.
-    """
-    if voi == "lut":
-        depth = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
-        return 0.0, float(2**depth - 1)
-    if voi == "window":
-        ends = apply_windowing(np.array([-np.inf, np.inf]), dataset)
-        return float(ends.min()), float(ends.max())
-    bits = int(dataset.get("BitsStored", frames.dtype.itemsize * 8))
-    if bits <= 8:
-        signed = int(dataset.get("PixelRepresentation", 0)) == 1
-        lowest, highest = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    else:
-        lowest, highest = int(frames.min()), int(frames.max())
-    ends = apply_modality_lut(np.array([lowest, highest]), dataset)
-    return float(ends.min()), float(ends.max())
+        run = subprocess.run(
+            [tool, str(path.resolve()), str(target)],
+            capture_output=True,
+            timeout=DCMTK_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise InputError(path, f"{problem}; {tool} timed out") from None
+    if run.returncode != 0:
+        message = run.stderr.decode("utf-8", errors="replace").strip()[-DCMTK_MESSAGE_CHARS:]
+        raise InputError(path, f"{problem}; {tool}: {message or 'failed'}")

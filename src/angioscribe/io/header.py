@@ -2,13 +2,28 @@
 
 A DICOM dataset, a MATLAB `dicominfo` dump and a JSON sidecar all describe the same acquisition;
 one mapping from DICOM keywords (and one from Cine field names) keeps them from drifting apart.
-Missing or unparsable values become None: a reader must not invent geometry.
+Missing or unparsable values become None: a reader must not invent geometry. A value that is
+present but unreadable, not finite or outside its physical range (a flipped byte, NaN, a
+negative distance) also becomes None, with a warning saying which value was dropped, so
+`--json` records never carry NaN or Infinity and a reader can see why a field is unknown.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+
+# Cine field -> (lowest, highest) physical range, ends included; "> 0" fields use a tiny low end.
+_POSITIVE = (math.ulp(0.0), math.inf)
+GEOMETRY_RANGES: dict[str, tuple[float, float]] = {
+    "fps": _POSITIVE,
+    "primary_angle": (-180.0, 180.0),
+    "secondary_angle": (-90.0, 90.0),
+    "pixel_spacing_mm": _POSITIVE,
+    "sid_mm": _POSITIVE,
+    "sod_mm": _POSITIVE,
+}
 
 
 class HeaderValues(Protocol):
@@ -18,13 +33,14 @@ class HeaderValues(Protocol):
 
 
 def number(value: Any) -> float | None:
-    """A float from a DICOM DS/IS value, a JSON number or numeric text; None when not a number."""
+    """A finite float from a DICOM DS/IS value, a JSON number or numeric text; else None."""
     if value is None or isinstance(value, bool) or value == "":
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return result if math.isfinite(result) else None
 
 
 def number_pair(value: Any) -> tuple[float, float] | None:
@@ -66,7 +82,9 @@ def _acquisition_rate(values: HeaderValues) -> float | None:
         return 1000.0 / frame_time
     vector = values.get("FrameTimeVector")
     if vector is not None and not isinstance(vector, str | bytes):
-        increments = [t for t in (number(item) for item in list(vector)[1:]) if t and t > 0]
+        # One value is stored as a bare number, not a list: a single frame, no increment.
+        items = list(vector) if hasattr(vector, "__len__") else []
+        increments = [t for t in (number(item) for item in items[1:]) if t and t > 0]
         if increments:
             return 1000.0 * len(increments) / sum(increments)
     return None
@@ -81,27 +99,85 @@ def _display_rate(values: HeaderValues) -> float | None:
 
 
 def cine_fields(values: HeaderValues) -> dict[str, Any]:
-    """Cine keyword arguments from values named by DICOM keyword.
+    """Cine keyword arguments from values named by DICOM keyword, with `warnings` for dropped ones.
 
     Pixel spacing prefers ImagerPixelSpacing (at the detector, what XA files carry) over
     PixelSpacing; both are (row, column) in mm as DICOM stores them.
     """
-    spacing = number_pair(values.get("ImagerPixelSpacing")) or number_pair(
-        values.get("PixelSpacing")
-    )
+    header = _GuardedValues(values)
+    spacing = header.geometry("pixel_spacing_mm", "ImagerPixelSpacing", number_pair)
+    if spacing is None:
+        spacing = header.geometry("pixel_spacing_mm", "PixelSpacing", number_pair)
+    fps = frame_rate(header)
+    if fps is not None and not in_range("fps", fps):
+        header.warnings.append(f"the frame timing gives {fps} frames/s; frame rate left unknown")
+        fps = None
     return {
-        "fps": frame_rate(values),
-        "primary_angle": number(values.get("PositionerPrimaryAngle")),
-        "secondary_angle": number(values.get("PositionerSecondaryAngle")),
+        "fps": fps,
+        "primary_angle": header.geometry("primary_angle", "PositionerPrimaryAngle", number),
+        "secondary_angle": header.geometry("secondary_angle", "PositionerSecondaryAngle", number),
         "pixel_spacing_mm": spacing,
-        "sid_mm": number(values.get("DistanceSourceToDetector")),
-        "sod_mm": number(values.get("DistanceSourceToPatient")),
-        "patient_id": text(values.get("PatientID")),
-        "study_uid": text(values.get("StudyInstanceUID")),
-        "series_uid": text(values.get("SeriesInstanceUID")),
-        "sop_uid": text(values.get("SOPInstanceUID")),
-        "modality": text(values.get("Modality")),
+        "sid_mm": header.geometry("sid_mm", "DistanceSourceToDetector", number),
+        "sod_mm": header.geometry("sod_mm", "DistanceSourceToPatient", number),
+        "patient_id": text(header.get("PatientID")),
+        "study_uid": text(header.get("StudyInstanceUID")),
+        "series_uid": text(header.get("SeriesInstanceUID")),
+        "sop_uid": text(header.get("SOPInstanceUID")),
+        "modality": text(header.get("Modality")),
+        "warnings": header.warnings,
     }
+
+
+def in_range(name: str, value: Any) -> bool:
+    """True when a Cine field's value lies in its physical range (fields without one: always)."""
+    if name not in GEOMETRY_RANGES:
+        return True
+    low, high = GEOMETRY_RANGES[name]
+    items = value if isinstance(value, tuple) else (value,)
+    return all(isinstance(item, float | int) and low <= item <= high for item in items)
+
+
+class _GuardedValues:
+    """Header access that never raises: a value pydicom cannot convert (an unknown VR from a
+    flipped byte, a malformed number) is None, and every dropped value leaves a warning."""
+
+    def __init__(self, values: HeaderValues) -> None:
+        self._values = values
+        self.warnings: list[str] = []
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        try:
+            value = self._values.get(key, default)
+        except Exception as error:  # pydicom converts lazily and raises many types
+            self.warnings.append(f"{key} is unreadable ({error}); left unknown")
+            return default
+        if isinstance(value, bytes):  # an element whose VR was lost reads as raw bytes
+            self.warnings.append(f"{key} has no readable value; left unknown")
+            return default
+        return value
+
+    def geometry(self, name: str, key: str, convert: Callable[[Any], Any]) -> Any:
+        """`key` converted to the Cine field `name`; None (with a warning) if not plausible."""
+        raw = self.get(key)
+        value = convert(raw)
+        if value is None and raw is not None and raw != "":
+            self.warnings.append(f"{key} {shown(raw)} is not a number; left unknown")
+        elif value is not None and not in_range(name, value):
+            low, high = GEOMETRY_RANGES[name]
+            self.warnings.append(
+                f"{key} {shown(raw)} is outside {low:g}..{high:g}; left unknown"
+                if math.isfinite(high)
+                else f"{key} {shown(raw)} is not positive; left unknown"
+            )
+            value = None
+        return value
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A header value as short quoted text for a message."""
+    many = hasattr(value, "__len__") and not isinstance(value, str)
+    text = str(list(value)) if many else str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 # Cine header fields a sidecar may set, by the names Cine.header() writes.
@@ -132,7 +208,7 @@ def sidecar_fields(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]
         if name not in record or record[name] is None:
             continue
         value = convert(record[name])
-        if value is None:
+        if value is None or not in_range(name, value):
             invalid.append(name)
         else:
             fields[name] = value
