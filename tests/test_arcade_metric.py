@@ -147,6 +147,31 @@ def test_malformed_predictions_are_refused_naming_the_annotation():
         arcade_f1(gt, orphan, "syntax")
 
 
+
+def test_files_of_the_other_task_are_refused_naming_the_file():
+    """A stenosis ground truth scored as syntax would give a believable F1: no number at all."""
+    stenosis, syntax = coco({"1.png": [(26, [A])]}), coco({"1.png": [(5, [A])]})
+    with pytest.raises(InputError, match="gt.json: .*looks like a stenosis file"):
+        arcade_f1(stenosis, stenosis, "syntax", gt_source="gt.json")
+    with pytest.raises(InputError, match="gt.json: .*looks like a syntax file"):
+        arcade_f1(syntax, syntax, "stenosis", gt_source="gt.json")
+    with pytest.raises(InputError, match="pred.json: .*category 26"):
+        arcade_f1(syntax, coco({"1.png": [(5, [A]), (26, [B])]}), "syntax",
+                  pred_source="pred.json")
+    with pytest.raises(InputError, match="pred.json: .*category 27"):
+        arcade_f1(stenosis, coco({"1.png": [(27, [A])]}), "stenosis", pred_source="pred.json")
+
+
+def test_cli_refuses_real_stenosis_files_scored_as_syntax(shared_data: Path):
+    path = shared_data / "arcade" / "stenosis" / "val" / "annotations" / "val.json"
+    if not path.is_file():
+        pytest.skip(f"ARCADE stenosis val not found at {path}")
+    result = CliRunner().invoke(app, ["evaluate", "arcade", "--task", "syntax", str(path),
+                                      str(path), "--json"])
+    assert result.exit_code == 3
+    assert str(path) in result.output and "stenosis file" in result.output
+    assert "f1" not in result.stdout
+
 @pytest.mark.parametrize("task", ["syntax", "stenosis"])
 def test_ground_truth_scores_one_against_itself_on_real_val(shared_data: Path, task: str):
     path = shared_data / "arcade" / task / "val" / "annotations" / "val.json"
@@ -179,7 +204,7 @@ def test_cli_rejects_an_unknown_task_and_an_unreadable_file(tmp_path: Path):
         app,
         ["evaluate", "arcade", "--task", "syntax", str(gt_path), str(tmp_path / "missing.json")],
     )
-    assert result.exit_code == 1 and "missing.json" in result.output
+    assert result.exit_code == 3 and "missing.json" in result.output
 
 
 def test_stenosis_breakdown_counts_false_predictions_and_missed_lesions():

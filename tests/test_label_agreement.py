@@ -102,11 +102,11 @@ def test_cli_lists_repeated_views_and_draws_them(repeated_arcade: Path, tmp_path
         "identical frames", "neighbouring frames", "all"]
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     missing = CliRunner().invoke(app, ["evaluate", "agreement", "--data", str(tmp_path / "no")])
-    assert missing.exit_code == 1 and "no ARCADE dataset" in missing.output
+    assert missing.exit_code == 3 and "no ARCADE dataset" in missing.output
     broken = repeated_arcade / "stenosis" / "train" / "images" / "4.png"
     broken.write_bytes(b"not a png")
     failed = CliRunner().invoke(app, ["evaluate", "agreement", "--data", str(repeated_arcade)])
-    assert failed.exit_code == 1 and "4.png" in failed.output and "cannot read" in failed.output
+    assert failed.exit_code == 3 and "4.png" in failed.output and "cannot read" in failed.output
 
 
 def test_real_arcade_holds_one_frame_annotated_twice_differently(shared_data: Path,

@@ -109,7 +109,7 @@ def test_cli_reports_naming_rates_of_the_shipped_model(shared_data: Path, tmp_pa
 
 def test_cli_names_a_folder_without_arcade(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", "naming", "--data", str(tmp_path)])
-    assert result.exit_code == 1 and str(tmp_path) in result.output
+    assert result.exit_code == 3 and str(tmp_path) in result.output
 
 
 def band_annotation(category_id: int, segment: str, top: int, bottom: int) -> ArcadeAnnotation:

@@ -41,4 +41,4 @@ def test_cli_measures_both_sides_on_arcade_val(shared_data: Path) -> None:
 
 def test_cli_names_a_folder_without_arcade(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", "sides", "--data", str(tmp_path)])
-    assert result.exit_code == 1 and str(tmp_path) in result.output
+    assert result.exit_code == 3 and str(tmp_path) in result.output

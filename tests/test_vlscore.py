@@ -263,5 +263,5 @@ def test_evaluate_without_calibration_says_how_to_make_one(tiny_siglip, tmp_path
             "--normalize",
         ],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "vlscore-calibrate" in result.output

@@ -1,4 +1,9 @@
-"""`angioscribe evaluate ...`: score predictions with the metric their benchmark defines."""
+"""`angioscribe evaluate ...`: score predictions with the metric their benchmark defines.
+
+Each subcommand computes one result from all its inputs, so an input it cannot use stops it
+with an error naming the input and exit code 3 (`angioscribe.cli.refusal`); 0 means scored,
+2 a usage error. Metrics, models and plotting are imported inside the commands.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,8 @@ import typer
 
 from angioscribe.cli import reports
 from angioscribe.cli.output import print_records
-from angioscribe.data.arcade import read_coco
-from angioscribe.errors import InputError
-from angioscribe.evaluate.arcade_breakdown import (
-    STENOSIS_COLUMNS,
-    SYNTAX_COLUMNS,
-    arcade_breakdown,
-    plot_breakdown,
-)
-from angioscribe.evaluate.arcade_metric import arcade_f1
+from angioscribe.cli.refusal import refuse
+from angioscribe.errors import AngioscribeError, InputError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -58,14 +56,27 @@ def arcade(
         bool, typer.Option("--json", help="One JSON object on stdout, with per-image scores.")
     ] = False,
 ) -> None:
-    """The ARCADE challenge's official F1 of PRED against GT (rules: docs/metrics.md)."""
+    """The ARCADE challenge's official F1 of PRED against GT (rules: docs/metrics.md).
+
+    Files of the other task (stenosis category 26 scored as syntax, segments 1-25 as stenosis)
+    are refused. Exit code 0 when scored, 2 on a usage error, 3 when a file cannot be used
+    (unreadable, malformed, wrong task: the error names it).
+    """
+    from angioscribe.data.arcade import read_coco
+    from angioscribe.evaluate.arcade_breakdown import (
+        STENOSIS_COLUMNS,
+        SYNTAX_COLUMNS,
+        arcade_breakdown,
+        plot_breakdown,
+    )
+    from angioscribe.evaluate.arcade_metric import arcade_f1
+
     try:
         gt_coco, pred_coco = read_coco(gt), read_coco(pred)
         score = arcade_f1(gt_coco, pred_coco, task.value, gt_source=str(gt),
                           pred_source=str(pred))
     except InputError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        refuse(error, as_json)
     if score.unmatched_predictions:
         typer.echo(
             f"warning: {len(score.unmatched_predictions)} prediction images match no ground-truth "
@@ -124,10 +135,10 @@ def naming(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout.")] = False,
 ) -> None:
     """How often findings name the right segment and vessel for ARCADE lesions
-    (docs/segmentation.md)."""
+    (docs/segmentation.md). Exit code 0 when measured, 2 on a usage error, 3 when the model or
+    data cannot be used."""
     from angioscribe.data.arcade import load_arcade
     from angioscribe.data.lookalike import frames_in_both_tasks
-    from angioscribe.errors import AngioscribeError
     from angioscribe.evaluate.segment_naming import (
         name_annotated_lesions,
         name_pseudo_lesions,
@@ -147,8 +158,7 @@ def naming(
             named = name_pseudo_lesions(images, segmenter_output(syntax), syntax.entry.label_ids,
                                         per_segment)
     except (AngioscribeError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        refuse(error, as_json, source=model)
     print_records(naming_rates(named), as_json,
                   ("lesions", "n", "segment_right", "segment_right_ci", "vessel_right",
                    "vessel_right_ci", "unassigned"))
@@ -177,9 +187,9 @@ def agreement(
 ) -> None:
     """Frames of one view annotated twice in ARCADE (identical or neighbouring cine frames), and
     the official F1 of one's annotations against the other's: how consistent the labels are,
-    and which val frames training saw (docs/metrics.md)."""
+    and which val frames training saw (docs/metrics.md). Exit code 0 when measured, 2 on a
+    usage error, 3 when the data cannot be read."""
     from angioscribe.data.arcade import load_arcade
-    from angioscribe.errors import AngioscribeError
     from angioscribe.evaluate.label_agreement import (
         agreement_summary,
         find_repeated_views,
@@ -191,8 +201,7 @@ def agreement(
         loaded = [load_arcade(data, task.value, split) for split in splits or ["train", "val"]]
         views = find_repeated_views(listed_frames(loaded), task.value, threshold)
     except AngioscribeError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        refuse(error, as_json, source=data)
     print_records([view.to_dict() for view in views], as_json,
                   ("first", "second", "correlation", "identical", "annotations",
                    "f1_first_as_truth", "f1_second_as_truth"))
@@ -219,9 +228,9 @@ def sides(
 ) -> None:
     """Left or right coronary, by the key-frame classifier and by the SYNTAX segments, against
     ARCADE syntax val's annotated side: the evidence behind `analyze`'s `side_conflict` flag
-    (docs/segmentation.md)."""
+    (docs/segmentation.md). Exit code 0 when measured, 2 on a usage error, 3 when a model or
+    the data cannot be used."""
     from angioscribe.data.arcade import load_arcade
-    from angioscribe.errors import AngioscribeError
     from angioscribe.evaluate.side_agreement import frame_sides, side_rates
     from angioscribe.keyframes.classify import KeyframeClassifier
     from angioscribe.models.segmenter import Segmenter
@@ -231,8 +240,7 @@ def sides(
         found = frame_sides(images, KeyframeClassifier.load(keyframe_model),
                             Segmenter.from_name(syntax_model))
     except (AngioscribeError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        refuse(error, as_json, source=data)
     if frames:
         print_records([s.to_dict() for s in found if s.differ], as_json,
                       ("frame", "truth", "classifier", "segments"))
@@ -273,9 +281,9 @@ def keyframe(
 ) -> None:
     """CAG-VLM's figures of merit (6-class, laterality and 3-class key-frame weighted F1) and
     accuracy, with bootstrap 95 % CIs and confusion-matrix PNGs, on ARCADE val and labelled
-    cines (docs/keyframes.md)."""
+    cines (docs/keyframes.md). Exit code 0 when measured, 2 on a usage error, 3 when the model,
+    a label file or the data cannot be used."""
     from angioscribe.cli.output import to_json
-    from angioscribe.errors import AngioscribeError
     from angioscribe.keyframes.classify import KeyframeClassifier
     from angioscribe.keyframes.evaluation import evaluate_classifier, evaluation_sets
 
@@ -284,8 +292,7 @@ def keyframe(
         classifier = KeyframeClassifier.load(model)
         sets = evaluation_sets(data, label_files, val_limit=val_limit, sim_folders=sim)
     except (AngioscribeError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        refuse(error, as_json, source=model)
     report = evaluate_classifier(classifier, sets, out, n_resamples=resamples)
     (out / "keyframe-metrics.json").write_text(to_json(report) + "\n", encoding="utf-8")
     if as_json:

@@ -34,8 +34,15 @@ from shapely.errors import GEOSException
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
+from angioscribe.anatomy import ARCADE_STENOSIS_ID
 from angioscribe.data.arcade import TASKS, Task, read_coco
 from angioscribe.errors import InputError
+
+# The COCO categories each task's files may use: the 25 SYNTAX segments, or the stenosis.
+TASK_CATEGORIES: dict[str, frozenset[int]] = {
+    "syntax": frozenset(range(1, ARCADE_STENOSIS_ID)),
+    "stenosis": frozenset({ARCADE_STENOSIS_ID}),
+}
 
 # (category_id, first polygon as the flat [x1, y1, x2, y2, ...] list COCO stores)
 _Annotation = tuple[int, list[float]]
@@ -81,6 +88,8 @@ def arcade_f1(
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     gt = annotations_by_file_name(gt_coco, gt_source, unique_names=True)
     pred = annotations_by_file_name(pred_coco, pred_source, unique_names=False)
+    check_task_categories(gt, task, gt_source)
+    check_task_categories(pred, task, pred_source)
     score_image = _syntax_image_f1 if task == "syntax" else _stenosis_image_f1
     per_image = {
         name: score_image(annotations, pred.get(name, []))
@@ -94,6 +103,25 @@ def arcade_f1(
         per_image=per_image,
         unscored=tuple(name for name, annotations in gt.items() if not annotations),
         unmatched_predictions=tuple(name for name in pred if name not in gt),
+    )
+
+
+def check_task_categories(
+    annotations: dict[str, list[_Annotation]], task: str, source: str
+) -> None:
+    """Refuse a file annotated for another task: scored as this one, a stenosis file gives a
+    believable but meaningless syntax F1 (and the reverse), so it must not get a number."""
+    used = {category for image in annotations.values() for category, _ in image}
+    foreign = sorted(used - TASK_CATEGORIES[task])
+    if not foreign:
+        return
+    other = next((name for name, allowed in TASK_CATEGORIES.items() if used <= allowed), None)
+    looks_like = f"; this looks like a {other} file" if other and other != task else ""
+    allowed = "1..25 (SYNTAX segments)" if task == "syntax" else f"{ARCADE_STENOSIS_ID} (stenosis)"
+    raise InputError(
+        source,
+        f"annotations use category {', '.join(map(str, foreign[:5]))}, but the {task} task "
+        f"uses only {allowed}{looks_like}",
     )
 
 
