@@ -331,15 +331,31 @@ def test_same_seed_gives_byte_identical_files(cli_study: Path, tmp_path: Path) -
         assert (cli_study / name).read_bytes() == (again / name).read_bytes(), name
 
 
-def test_dataset_command_writes_studies_and_one_label_table(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["sim", "dataset", "--out", str(tmp_path),
-                                      "--n-studies", "1", "--seed", "2"])
+def test_dataset_command_writes_studies_and_one_label_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the README writes it, without --out: the studies go to ./sim-dataset."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["sim", "dataset", "--n-studies", "1", "--seed", "2"])
     assert result.exit_code == 0, result.output
+    out = tmp_path / "sim-dataset"
     (seed,) = dataset_seeds(2, 1)
-    assert truth_of(next(p for p in tmp_path.iterdir() if p.is_dir()))["seed"] == seed
-    with (tmp_path / "deepcoro.csv").open(encoding="utf-8") as stream:
+    assert truth_of(next(p for p in out.iterdir() if p.is_dir()))["seed"] == seed
+    with (out / "deepcoro.csv").open(encoding="utf-8") as stream:
         paths = [row["DICOMPath"] for row in csv.DictReader(stream)]
-    assert paths and all((tmp_path / path).is_file() for path in paths)
+    assert paths and all((out / path).is_file() for path in paths)
+
+
+def test_sim_commands_refuse_what_they_cannot_read_or_write(tmp_path: Path) -> None:
+    """Exit 3 naming the input or the folder, never a traceback."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    result = CliRunner().invoke(app, ["sim", "study", "--out", str(blocked / "x"), "--json"])
+    assert result.exit_code == 3 and "Traceback" not in result.output
+    assert json.loads(result.stdout)["path"].startswith(str(blocked))
+    missing = tmp_path / "missing.dcm"
+    result = CliRunner().invoke(app, ["sim", "compare", str(missing),
+                                      "--out", str(tmp_path / "f.png")])
+    assert result.exit_code == 3 and str(missing) in result.output
 
 
 def test_compare_command_draws_the_figure(shared_data: Path, tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""`angioscribe sim ...`: synthetic studies with complete ground truth (a phantom, not patients)."""
+"""`angioscribe sim ...`: synthetic studies with complete ground truth (a phantom, not patients).
+
+Exit codes follow `angioscribe.cli.contract`: 0 written, 2 usage error, 3 nothing could be
+written (the error names the folder or file).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from typing import Annotated
 import typer
 
 from angioscribe.cli.output import print_records, progress
-from angioscribe.errors import InputError
+from angioscribe.cli.refusal import refuse
+from angioscribe.errors import AngioscribeError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -16,7 +21,12 @@ app = typer.Typer(
     "training. Synthetic phantoms: not a substitute for clinical data or validation.",
 )
 
-OutOption = Annotated[Path, typer.Option("--out", help="Folder to write into (created).")]
+StudyOutOption = Annotated[
+    Path, typer.Option("--out", help="Folder to write the study folder into (created).")
+]
+DatasetOutOption = Annotated[
+    Path, typer.Option("--out", help="Folder to write the studies into (created).")
+]
 SeedOption = Annotated[
     int, typer.Option("--seed", min=0, help="Random seed; same seed, same output.")
 ]
@@ -32,15 +42,19 @@ STUDY_COLUMNS = ("study_id", "seed", "views", "frames", "lesions", "recommendati
 
 
 @app.command("study")
-def study(out: OutOption, seed: SeedOption = 0, rle: RleOption = False, png: PngOption = False,
-          mp4: Mp4Option = False, workers: WorkersOption = 1, as_json: JsonOption = False
-          ) -> None:
-    """One study: XA DICOM per cine, masks, truth.json, DeepCORO CSV and EN/JA reports."""
+def study(out: StudyOutOption = Path("sim-study"), seed: SeedOption = 0, rle: RleOption = False,
+          png: PngOption = False, mp4: Mp4Option = False, workers: WorkersOption = 1,
+          as_json: JsonOption = False) -> None:
+    """One study under OUT/<study id>: XA DICOM per cine, masks, truth.json, DeepCORO CSV and
+    EN/JA reports. Exit code 0 when written, 2 on a usage error, 3 when it could not be."""
     from angioscribe.sim.study import simulate_study
     from angioscribe.sim.writers import write_study
 
-    simulated = simulate_study(seed, workers=workers)
-    write_study(simulated, out, rle=rle, png=png, mp4=mp4)
+    try:
+        simulated = simulate_study(seed, workers=workers)
+        write_study(simulated, out, rle=rle, png=png, mp4=mp4)
+    except (OSError, AngioscribeError) as error:
+        refuse(error, as_json, source=out)
     print_records([{
         "study_id": simulated.study_id,
         "seed": seed,
@@ -54,19 +68,24 @@ def study(out: OutOption, seed: SeedOption = 0, rle: RleOption = False, png: Png
 
 
 @app.command("dataset")
-def dataset(out: OutOption, n_studies: Annotated[int, typer.Option(
+def dataset(out: DatasetOutOption = Path("sim-dataset"), n_studies: Annotated[int, typer.Option(
     "--n-studies", min=1, help="How many studies.")] = 10, seed: SeedOption = 0,
             rle: RleOption = False, png: PngOption = False, mp4: Mp4Option = False,
             workers: WorkersOption = 1) -> None:
     """Many studies under OUT, plus OUT/deepcoro.csv over all their cines.
 
-    Each study's seed is in its truth.json: `sim study --seed` regenerates any one of them.
+    Each study is written as soon as it is simulated, and its seed is in its truth.json:
+    `sim study --seed` regenerates any one of them. Exit code 0 when all were written, 2 on a
+    usage error, 3 when OUT could not be written.
     """
     from angioscribe.sim.writers import dataset_seeds, write_dataset
 
     seeds = dataset_seeds(seed, n_studies)
-    csv_path = write_dataset(out, progress(seeds, "Simulating studies", total=len(seeds)),
-                             workers=workers, rle=rle, png=png, mp4=mp4)
+    try:
+        csv_path = write_dataset(out, progress(seeds, "Simulating studies", total=len(seeds)),
+                                 workers=workers, rle=rle, png=png, mp4=mp4)
+    except (OSError, AngioscribeError) as error:
+        refuse(error, source=out)
     typer.echo(f"{n_studies} studies in {out}; labels in {csv_path}")
 
 
@@ -75,13 +94,18 @@ def compare(real: Annotated[Path, typer.Argument(help="A real cine (DICOM, video
                                                      "folder) to compare against.")],
             out: Annotated[Path, typer.Option("--out", help="PNG figure to write.")],
             seed: SeedOption = 0) -> None:
-    """Figure: a cine simulated at REAL's angles beside REAL, frames and intensity curves."""
+    """Figure: a cine simulated at REAL's angles beside REAL, frames and intensity curves.
+
+    Exit code 0 when the figure was written, 2 on a usage error, 3 when REAL cannot be read or
+    OUT written."""
     from angioscribe.io import read_cine
     from angioscribe.sim.compare import comparison_figure, simulate_like
 
     try:
         cine = read_cine(real)
-    except InputError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(str(comparison_figure(cine, simulate_like(cine, seed), out)))
+        figure = comparison_figure(cine, simulate_like(cine, seed), out)
+    except AngioscribeError as error:
+        refuse(error, source=real)
+    except OSError as error:
+        refuse(error, source=out)
+    typer.echo(str(figure))
