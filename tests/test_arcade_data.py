@@ -265,5 +265,26 @@ def test_cli_import_of_a_folder_without_arcade_fails(tmp_path: Path):
     result = CliRunner().invoke(
         app, ["data", "import-arcade", str(tmp_path), "--out", str(tmp_path / "c.parquet")]
     )
-    assert result.exit_code == 1
-    assert "no ARCADE dataset" in result.output
+    assert result.exit_code == 3
+    assert "no ARCADE dataset" in result.output and str(tmp_path) in result.output
+    assert not (tmp_path / "c.parquet").exists()
+
+
+def test_cli_import_reports_a_broken_split_and_catalogs_the_rest(tmp_path: Path):
+    _write_split(tmp_path / "syntax" / "train", "train.json", {"1.png": "1.png"}, "syntax")
+    _write_split(tmp_path / "syntax" / "val", "val.json", {"1.png": "1.png"}, "syntax")
+    broken = tmp_path / "syntax" / "val" / "annotations" / "val.json"
+    broken.write_text("{not json")
+    out = tmp_path / "catalog.csv"
+    result = CliRunner().invoke(
+        app, ["data", "import-arcade", str(tmp_path), "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    good, bad = (json.loads(line) for line in result.stdout.splitlines())
+    assert (good["split"], good["images"]) == ("train", 1) and "error" not in good
+    assert (bad["split"], bad["path"]) == ("val", str(broken)) and bad["error"]
+    assert len(out.read_text().splitlines()) == 2  # header + the train image
+    result = CliRunner().invoke(
+        app, ["data", "import-arcade", str(tmp_path), "--out", str(tmp_path / "c.txt")]
+    )
+    assert result.exit_code == 2 and ".parquet or .csv" in result.output

@@ -1,29 +1,34 @@
-"""`angioscribe data ...`: bring datasets into the catalog."""
+"""`angioscribe data ...`: bring datasets into the catalog.
+
+Exit codes follow `angioscribe.cli.contract`: each ARCADE task/split is one input, reported as
+soon as it is read; a split that cannot be read gets an error record and is left out of the
+catalog. The data libraries (numpy, PIL, pandas) are imported inside the command.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from angioscribe.cli.output import print_records, progress
-from angioscribe.data.arcade import ArcadeSplit, arcade_splits, find_arcade_root, load_arcade
-from angioscribe.data.catalog import (
-    SplitLeakError,
-    catalog_from_arcade,
-    check_no_leakage,
-    write_catalog,
-)
+from angioscribe.cli.contract import RecordSink, error_record
+from angioscribe.cli.output import progress
+from angioscribe.cli.refusal import refuse
 from angioscribe.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from angioscribe.data.arcade import ArcadeSplit
 
 app = typer.Typer(
     no_args_is_help=True,
     help="Datasets: import ARCADE into a catalog of images with leak-free grouping.",
 )
 
-SUMMARY_COLUMNS = ("task", "split", "images", "annotations", "LCA", "RCA", "unknown")
+SUMMARY_COLUMNS = ("task", "split", "images", "annotations", "LCA", "RCA", "unknown", "error")
 
 
 @app.command("import-arcade")
@@ -43,19 +48,43 @@ def import_arcade(
 
     Images that look alike (same picture, frames of one cine) share a patient_id in the catalog.
     The official splits are kept; a warning names look-alike groups they put on both sides.
+    Exit code 0 when every split was imported, 1 when some could not be read (their errors
+    reported, the catalog holds the rest), 2 on a usage error, 3 when nothing was imported
+    (ROOT holds no ARCADE dataset, no split could be read, or OUT cannot be written).
     """
+    from angioscribe.data.arcade import arcade_splits, find_arcade_root, load_arcade
+    from angioscribe.data.catalog import catalog_from_arcade, write_catalog
+
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise typer.BadParameter("the catalog file must end in .parquet or .csv",
+                                 param_hint="--out")
     try:
         dataset_root = find_arcade_root(root)
-        found = arcade_splits(dataset_root)
-        splits = [
-            load_arcade(dataset_root, task, split)
-            for task, split in progress(found, "Reading ARCADE", total=len(found))
-        ]
-        catalog = catalog_from_arcade(splits)
-        write_catalog(catalog, out)
     except InputError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        refuse(error, as_json)
+    found = arcade_splits(dataset_root)
+    splits: list[ArcadeSplit] = []
+    with RecordSink(as_json, SUMMARY_COLUMNS) as sink:
+        for task, split in progress(found, "Reading ARCADE", total=len(found)):
+            try:
+                splits.append(load_arcade(dataset_root, task, split))
+            except InputError as error:
+                sink.emit(error_record(error.source, error.problem, task=task, split=split))
+                continue
+            sink.emit(_summary(splits[-1]))
+        if splits:
+            catalog = catalog_from_arcade(splits)
+            try:
+                write_catalog(catalog, out)
+            except (InputError, OSError) as error:
+                refuse(error, as_json, source=out)
+            _warn_of_leaks(catalog)
+
+
+def _warn_of_leaks(catalog: pd.DataFrame) -> None:
+    """The official splits share look-alike groups: say so, and where the leak-free way is."""
+    from angioscribe.data.catalog import SplitLeakError, check_no_leakage
+
     try:
         check_no_leakage(catalog)
     except SplitLeakError as leak:
@@ -65,12 +94,12 @@ def import_arcade(
             "use angioscribe.data.catalog.assign_splits for leak-free splits (docs/data.md).",
             err=True,
         )
-    print_records([_summary(split) for split in splits], as_json, SUMMARY_COLUMNS)
 
 
 def _summary(split: ArcadeSplit) -> dict[str, Any]:
     sides = Counter(image.laterality or "unknown" for image in split.images)
     return {
+        "path": str(split.annotations_path),
         "task": split.task,
         "split": split.split,
         "images": len(split.images),
