@@ -131,3 +131,78 @@ def test_drafters_are_registry_entries():
     assert isinstance(create_drafter("findings-template", "ja"), TemplateDrafter)
     with pytest.raises(InputError):
         create_drafter("no-such-drafter", "en")
+
+
+# --- the `report` command ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def report_run(shared_data, tmp_path_factory):
+    """`angioscribe report` on one real ARCADE frame and one missing input (models run once)."""
+    from typer.testing import CliRunner
+
+    from angioscribe.cli import app
+
+    folder = tmp_path_factory.mktemp("report")
+    image = shared_data / "arcade" / "stenosis" / "val" / "images" / "1.jpg"
+    out = folder / "drafts.jsonl"
+    result = CliRunner().invoke(app, ["report", str(image), str(folder / "missing.dcm"),
+                                      "--out", str(out), "--json"])
+    return result, image, out, folder
+
+
+def test_report_writes_one_record_per_language_and_an_error_record(report_run):
+    import json
+
+    result, image, out, folder = report_run
+    assert result.exit_code == 1, result.output  # one of two inputs failed
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    drafts = [r for r in records if "error" not in r]
+    assert [(r["id"], r["lang"], r["model"]) for r in drafts] == [
+        ("1.jpg", "en", "findings-template"), ("1.jpg", "ja", "findings-template")]
+    assert all(r["path"] == r["study"] == str(image) for r in drafts)
+    assert drafts[0]["key_frames"] == [{"path": str(image), "frame": 0, "side": "RCA",
+                                        "view": None}]
+    for draft in drafts:  # the text states exactly the segments of its clues
+        parsed = parse_report(draft["text"], draft["lang"])
+        assert {f.segment for f in parsed.findings if f.segment} == {
+            c["segment"] for c in draft["clues"]}
+        assert parsed.stated_laterality == "RCA"
+    assert records[-1] == {"path": str(folder / "missing.dcm"), "error": "no such file or folder"}
+    assert [json.loads(line) for line in out.read_text().splitlines()] == drafts
+
+
+def test_report_drafts_are_pred_input_for_evaluation_and_review(report_run):
+    import json
+
+    from typer.testing import CliRunner
+
+    from angioscribe.cli import app
+
+    _, _, out, folder = report_run
+    truth = folder / "truth.jsonl"
+    truth.write_text(json.dumps({"id": "1.jpg", "laterality": "RCA", "findings": [
+        {"segment": "1", "stenosis_percent": 75}], "text": "RCA #1 shows 75% stenosis."}) + "\n")
+    runner = CliRunner()
+    evaluated = runner.invoke(app, ["evaluate", "reports", "--pred", str(out), "--truth",
+                                    str(truth), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    errors = json.loads(evaluated.stdout.splitlines()[0])
+    assert (errors["model"], errors["n"], errors["laterality_drafts"]) == (
+        "findings-template", 2, 0)
+    exported = runner.invoke(app, ["review", "export", "--pred", str(out), "--truth", str(truth),
+                                   "--out", str(folder / "review")])
+    assert exported.exit_code == 0, exported.output
+    assert len(json.loads((folder / "review" / "review_key.json").read_text())) == 2
+
+
+@pytest.mark.parametrize("options", [["--lang", "fr"], ["--model", "xx=findings-template"],
+                                     ["--model", "en=findings-template", "--lang", "both"],
+                                     ["--model", "no-such-drafter"]])
+def test_report_usage_errors_exit_2_before_any_model_runs(options, tmp_path):
+    from typer.testing import CliRunner
+
+    from angioscribe.cli import app
+
+    result = CliRunner().invoke(app, ["report", str(tmp_path), *options])
+    assert result.exit_code == 2, result.output

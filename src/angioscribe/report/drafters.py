@@ -19,6 +19,9 @@ from angioscribe.report.template import TEMPLATE_MODEL
 
 REPORT_TASK = "report"
 VLM_MODULE = "angioscribe.report.vlm"
+# What `report` and `analyze` draft with unless told otherwise: the drafter that measures best
+# on val (docs/drafting.md says which and why).
+DEFAULT_DRAFTER = TEMPLATE_MODEL
 
 register(ModelEntry(
     name=TEMPLATE_MODEL,

@@ -251,6 +251,7 @@ class TemplateDrafter:
     """The structured-reporting baseline: deterministic sentences from the findings."""
 
     name = TEMPLATE_MODEL
+    reads_images = False  # the findings say all it writes
 
     def draft(self, request: DraftRequest) -> Draft:
         clues = study_clues(request.findings)

@@ -1,0 +1,124 @@
+"""`angioscribe report`: draft reports (EN/JA) of studies, cines or images for a cardiologist.
+
+Thin: parse the options, build the drafters, run `angioscribe.report.drafting.draft_paths`,
+print one record per study and language (exit codes: `angioscribe.cli.contract`). The image
+models and drafters are imported inside the command, so `angioscribe --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+
+from angioscribe.cli.contract import RecordSink, error_record, to_json
+
+LANGUAGES = {"en": ("en",), "ja": ("ja",), "both": ("en", "ja")}
+COLUMNS = ("id", "lang", "model", "text", "path", "error")
+
+
+def report(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Study folders (one or several studies), cines or image files."),
+    ],
+    lang: Annotated[str, typer.Option("--lang", help="en, ja or both.")] = "both",
+    clinical: Annotated[
+        str | None,
+        typer.Option("--clinical", help="Pre-procedure clinical text file, or - for stdin."),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="Drafter for both languages (NAME), or per language (en=NAME ja=NAME); "
+            "repeatable. Default: the shipped default drafter.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the drafts to this JSONL file.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
+    ] = False,
+) -> None:
+    """Draft a diagnosis and treatment report per study and language, from the key frames and
+    the per-segment findings the image models give.
+
+    Records carry id, path, study, lang, model, text, clues (the findings used) and key_frames;
+    the --out file is valid --pred input for `evaluate reports` and `review export`. An input
+    that cannot be drafted is a record with its path and error, and the batch goes on.
+    """
+    from angioscribe.errors import InputError
+    from angioscribe.report.drafters import DEFAULT_DRAFTER, create_drafter
+    from angioscribe.report.drafting import draft_paths
+
+    languages = _languages(lang)
+    models = _models(model or [DEFAULT_DRAFTER], languages)
+    clinical_text = _clinical_text(clinical)
+    try:
+        drafters = {language: create_drafter(models[language], language)
+                    for language in languages}
+    except InputError as error:
+        raise typer.BadParameter(str(error), param_hint="--model") from None
+    with RecordSink(as_json, COLUMNS, title="Draft reports") as sink, _drafts_file(out) as file:
+        for path, result in draft_paths(inputs, drafters, clinical_text):
+            if isinstance(result, InputError):
+                sink.emit(error_record(path, result.problem))
+                continue
+            record = result.to_record()
+            if file is not None:
+                file.write(to_json(record) + "\n")
+                file.flush()
+            sink.emit(record)
+
+
+def _languages(lang: str) -> tuple[str, ...]:
+    if lang not in LANGUAGES:
+        raise typer.BadParameter(f"{lang!r} is not one of en, ja, both", param_hint="--lang")
+    return LANGUAGES[lang]
+
+
+def _models(values: list[str], languages: tuple[str, ...]) -> dict[str, str]:
+    """{language: drafter} from `--model NAME` (every language) or `--model LANG=NAME`."""
+    models: dict[str, str] = {}
+    for value in values:
+        language, separator, name = value.partition("=")
+        if not separator:
+            models |= dict.fromkeys(LANGUAGES["both"], value)
+        elif language in LANGUAGES["both"] and name:
+            models[language] = name
+        else:
+            raise typer.BadParameter(f"{value!r}: use NAME or en=NAME / ja=NAME",
+                                     param_hint="--model")
+    missing = [language for language in languages if language not in models]
+    if missing:
+        raise typer.BadParameter(f"no drafter for {', '.join(missing)}", param_hint="--model")
+    return models
+
+
+def _clinical_text(source: str | None) -> str | None:
+    if source is None:
+        return None
+    if source == "-":
+        return sys.stdin.read().strip() or None
+    try:
+        return Path(source).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError) as error:
+        raise typer.BadParameter(f"{source}: cannot read ({error})", param_hint="--clinical") \
+            from None
+
+
+@contextmanager
+def _drafts_file(path: Path | None) -> Iterator[IO[str] | None]:
+    """The --out JSONL, emptied before the first draft; None without --out."""
+    if path is None:
+        yield None
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as file:
+        yield file
