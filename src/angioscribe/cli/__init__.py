@@ -13,6 +13,7 @@ from angioscribe.cli import (
     data,
     evaluate,
     keyframes,
+    report,
     reports,
     review,
     segment,
@@ -32,6 +33,7 @@ app.command("classify")(keyframes.classify)
 app.command("keyframes")(keyframes.keyframes)
 app.command("analyze")(analyze.analyze)
 app.command("parse-report")(reports.parse_report)
+app.command("report")(report.report)
 app.add_typer(review.app, name="review")
 app.add_typer(data.app, name="data")
 app.add_typer(evaluate.app, name="evaluate")
