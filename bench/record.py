@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,25 @@ def machine() -> dict[str, Any]:
     }
 
 
+def revision() -> str:
+    """The commit of the angioscribe source that ran, '+dirty' when it has uncommitted edits.
+
+    Taken from where `angioscribe` was imported, so a run against another checkout says so.
+    """
+    import angioscribe
+
+    source = Path(angioscribe.__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        run = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True)
+        return run.stdout.strip() if run.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--", ".") else "")
+
+
 def record(name: str, metrics: dict[str, Any], notes: str = "") -> Path:
     """Store `metrics` for benchmark `name`; returns the JSON file written."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -48,6 +68,7 @@ def record(name: str, metrics: dict[str, Any], notes: str = "") -> Path:
         "benchmark": name,
         "date": when,
         "machine": machine(),
+        "revision": revision(),
         "metrics": metrics,
         "notes": notes,
     }
@@ -57,7 +78,8 @@ def record(name: str, metrics: dict[str, Any], notes: str = "") -> Path:
         f"{k}={_fmt(v)}" for k, v in metrics.items() if not isinstance(v, dict | list)
     )
     with (RESULTS / "HISTORY.md").open("a") as history:
-        where = f"{payload['machine']['cpu']}, {payload['machine']['cores']} cores"
+        where = (f"{payload['machine']['cpu']}, {payload['machine']['cores']} cores, "
+                 f"angioscribe {payload['revision']}")
         history.write(f"- {when} {name} ({where}): {summary}\n")
     return path
 
