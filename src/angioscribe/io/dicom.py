@@ -64,8 +64,9 @@ DCMTK_DECODERS: dict[str, str] = {
     RLELossless: "dcmdrle",
 }
 DCMTK_TIMEOUT_S = 300
-# The end of a dcmtk tool's error output kept in a message (it may echo the file's bytes).
-DCMTK_MESSAGE_CHARS = 300
+# dcmtk's error (E:) and fatal (F:) lines kept in a message, the last ones, each cut short.
+DCMTK_MESSAGE_LINES = 2
+DCMTK_LINE_CHARS = 160
 
 # A dataset written without preamble starts with a File Meta (0002) or Identifying (0008) tag.
 _DATASET_START_GROUPS = (0x0002, 0x0008)
@@ -109,6 +110,8 @@ def _read(path: Path) -> Cine:
         frames = grey_frames(pixels, module, Display(path, dataset, module))
         decoder = "pydicom"
     except DecodeError as error:
+        if error.conclusive:
+            raise InputError(path, str(error)) from error
         frames, decoder = _decode_with_dcmtk(path, pixels, module, str(error))
     return Cine(
         frames=frames,
@@ -261,5 +264,7 @@ def _run_dcmtk(path: Path, tool: str, target: Path, problem: str) -> None:
     except subprocess.TimeoutExpired:
         raise InputError(path, f"{problem}; {tool} timed out") from None
     if run.returncode != 0:
-        message = run.stderr.decode("utf-8", errors="replace").strip()[-DCMTK_MESSAGE_CHARS:]
-        raise InputError(path, f"{problem}; {tool}: {message or 'failed'}")
+        lines = run.stderr.decode("utf-8", errors="replace").splitlines()
+        errors = [line[:DCMTK_LINE_CHARS] for line in lines if line[:2] in ("E:", "F:")]
+        message = "; ".join(errors[-DCMTK_MESSAGE_LINES:]) or "failed"
+        raise InputError(path, f"{problem}; {tool}: {message}")

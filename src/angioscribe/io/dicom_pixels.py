@@ -23,6 +23,7 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from angioscribe.errors import InputError
+from angioscribe.io.codestreams import contradiction
 
 # Decoded pixel data larger than this is refused before anything is allocated.
 MAX_DECODED_BYTES = 4 * 2**30
@@ -44,8 +45,17 @@ DEFER_BYTES = 64 * 1024
 class DecodeError(Exception):
     """Pixel data the installed decoders could not turn into the frames the header describes.
 
-    Kept apart from InputError because another decoder (dcmtk) may still succeed.
+    Kept apart from InputError because another decoder (dcmtk) may still succeed, unless it
+    is `conclusive`: the data contradicts the header, or a codec crashed on damaged bytes.
     """
+
+    def __init__(self, problem: str, conclusive: bool = False) -> None:
+        super().__init__(problem)
+        self.conclusive = conclusive
+
+
+def damaged(detail: str, conclusive: bool = False) -> DecodeError:
+    return DecodeError(f"truncated or corrupt pixel data: {detail}", conclusive)
 
 
 @dataclass(frozen=True)
@@ -194,7 +204,7 @@ class PixelData:
 
 def locate_pixel_data(path: Path, dataset: Dataset) -> PixelData:
     """The Pixel Data element of a dataset read with `defer_size=DEFER_BYTES`."""
-    element = dataset.get_item("PixelData")
+    element = dataset.get_item("PixelData", keep_deferred=True)
     syntax = UID(str(dataset.file_meta.get("TransferSyntaxUID", "")))
     value = getattr(element, "value", None)
     if value is not None and not isinstance(value, bytes):
@@ -280,15 +290,13 @@ def encoded_frames(stream: BinaryIO, pixels: PixelData, module: PixelModule) -> 
         count = 0
         for frame in frames:
             if count == module.frames:
-                raise DecodeError(
-                    f"the pixel data holds more frames than the header's {module.frames}"
-                )
+                raise damaged(f"it holds more frames than the header's {module.frames}")
             count += 1
             yield frame
     except (ValueError, EOFError, OSError, KeyError, IndexError) as error:
-        raise DecodeError(f"the encapsulated pixel data is damaged: {error}") from error
+        raise damaged(f"its fragments do not make {module.frames} frames: {error}") from error
     if count < module.frames:
-        raise DecodeError(f"the pixel data holds {count} frames, the header says {module.frames}")
+        raise damaged(f"it holds {count} frames, the header says {module.frames}")
 
 
 class FrameDecoder:
@@ -309,6 +317,9 @@ class FrameDecoder:
 
     def decode(self, index: int, encoded: bytes) -> np.ndarray:
         """Frame `index` as stored values shaped as the header says; DecodeError otherwise."""
+        problem = contradiction(self.syntax, encoded, self._module)
+        if problem is not None:
+            raise damaged(f"frame {index + 1} of {self._module.frames}: {problem}", True)
         source = encapsulate([encoded]) if self.syntax.is_encapsulated else encoded
         try:
             array, _ = self._decoder.as_array(source, **self._options)
@@ -317,20 +328,19 @@ class FrameDecoder:
         except BaseException as error:  # Rust codecs (RLE) panic with a BaseException
             if not is_codec_panic(error):
                 raise
-            raise self._corrupt(index, error) from error
+            raise self._corrupt(index, error, conclusive=True) from error
         if array.shape != self._module.frame_shape:
-            raise DecodeError(
+            raise damaged(
                 f"{self.syntax.name} frame {index + 1} of {self._module.frames} decodes to shape "
                 f"{array.shape}, the header says {self._module.frame_shape}"
             )
         return array
 
-    def _corrupt(self, index: int, error: BaseException) -> DecodeError:
+    def _corrupt(self, index: int, error: BaseException, conclusive: bool = False) -> DecodeError:
         detail = str(error).strip().splitlines()
         reason = detail[-1].strip() if detail else type(error).__name__
-        return DecodeError(
-            f"{self.syntax.name} frame {index + 1} of {self._module.frames} is corrupt: {reason}"
-        )
+        where = f"{self.syntax.name} frame {index + 1} of {self._module.frames}"
+        return damaged(f"{where} is corrupt: {reason}", conclusive)
 
 
 def is_codec_panic(error: BaseException) -> bool:

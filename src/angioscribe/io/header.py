@@ -134,7 +134,10 @@ def in_range(name: str, value: Any) -> bool:
         return True
     low, high = GEOMETRY_RANGES[name]
     items = value if isinstance(value, tuple) else (value,)
-    return all(isinstance(item, float | int) and low <= item <= high for item in items)
+    return all(
+        isinstance(item, float | int) and math.isfinite(item) and low <= item <= high
+        for item in items
+    )
 
 
 class _GuardedValues:
