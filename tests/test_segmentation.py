@@ -525,6 +525,28 @@ def test_cli_train_segment_with_a_step_budget_exports_the_last_checkpoint_on_val
     assert Path(report["artifact"]).is_file()
 
 
+def test_cli_train_segment_refuses_what_it_cannot_use_naming_it(tmp_path: Path) -> None:
+    """Exit 3 and an error record naming the data folder, the run folder or the config."""
+    from typer.testing import CliRunner
+
+    from angioscribe.cli import app
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"task: stenosis\ndata_root: {tmp_path / 'nowhere'}\n"
+                      f"out_dir: {tmp_path / 'run'}\nthreads: 1\n")
+    for extra, named, problem in (([], tmp_path / "nowhere", "no ARCADE dataset"),
+                                  (["--export-only"], tmp_path / "run", "no checkpoint")):
+        result = CliRunner().invoke(app, ["train", "segment", "--task", "stenosis",
+                                          "--config", str(config), *extra])
+        assert result.exit_code == 3, result.output
+        record = json.loads(result.stdout)
+        assert record["path"] == str(named) and problem in record["error"]
+    config.write_text("task: stenosis\nepochz: 3\n")
+    result = CliRunner().invoke(app, ["train", "segment", "--task", "stenosis",
+                                      "--config", str(config)])
+    assert result.exit_code == 3 and "epochz" in json.loads(result.stdout)["error"]
+
+
 def test_card_calls_weights_interim_only_while_the_run_is_unfinished() -> None:
     """The best checkpoint of a finished run can be an early epoch; that is not interim."""
     config = TrainConfig(epochs=18).to_dict()

@@ -24,6 +24,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from angioscribe.errors import InputError
+from angioscribe.progress import stderr
 from angioscribe.train.config import TrainConfig
 
 LAST_CHECKPOINT = "last.pt"
@@ -217,6 +219,21 @@ def _load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimi
 
 def load_model_weights(path: str | Path, model: nn.Module) -> dict[str, Any]:
     """Model weights from a checkpoint (e.g. best.pt); returns the checkpoint's state record."""
+    if not Path(path).is_file():
+        raise InputError(path, "no such checkpoint file")
     payload = torch.load(path, map_location="cpu", weights_only=False)
     model.load_state_dict(payload["model"])
     return payload["state"]
+
+
+def export_checkpoint(out_dir: Path) -> Path:
+    """best.pt, else last.pt: a run whose step budget ran out before its first evaluation
+    has no best checkpoint, and its last weights are still worth exporting."""
+    for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
+        if (out_dir / name).is_file():
+            if name == LAST_CHECKPOINT:
+                stderr.print(f"no {BEST_CHECKPOINT} in {out_dir} (no evaluation yet): "
+                             f"exporting {LAST_CHECKPOINT}")
+            return out_dir / name
+    raise InputError(out_dir, f"no checkpoint to export ({BEST_CHECKPOINT} or "
+                              f"{LAST_CHECKPOINT}); train first")

@@ -47,7 +47,7 @@ from angioscribe.regions import (
 )
 from angioscribe.train.augment import XrayAugment
 from angioscribe.train.config import TrainConfig
-from angioscribe.train.loop import BEST_CHECKPOINT, LAST_CHECKPOINT, load_model_weights
+from angioscribe.train.loop import export_checkpoint, load_model_weights
 from angioscribe.train.losses import DiceCELoss, class_weights
 from angioscribe.train.thresholds import (
     StenosisGrid,
@@ -280,19 +280,6 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
     (Path(config.out_dir) / "export.json").write_text(json.dumps(report, indent=2))
     path.with_suffix(".md").write_text(model_card(report, entry), encoding="utf-8")
     return report
-
-
-def export_checkpoint(out_dir: Path) -> Path:
-    """best.pt, else last.pt: a run whose step budget ran out before its first evaluation
-    has no best checkpoint, and its last weights are still worth exporting."""
-    for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
-        if (out_dir / name).is_file():
-            if name == LAST_CHECKPOINT:
-                stderr.print(f"no {BEST_CHECKPOINT} in {out_dir} (no evaluation yet): "
-                             f"exporting {LAST_CHECKPOINT}")
-            return out_dir / name
-    raise InputError(out_dir, f"no checkpoint to export ({BEST_CHECKPOINT} or "
-                              f"{LAST_CHECKPOINT}); train first")
 
 
 def coco_of_images(coco: dict[str, Any], images: list[ArcadeImage]) -> dict[str, Any]:
