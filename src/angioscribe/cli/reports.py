@@ -19,7 +19,6 @@ from angioscribe.cli.contract import RecordSink, error_record, finish
 from angioscribe.cli.output import print_records, progress, to_json
 from angioscribe.cli.refusal import refuse
 from angioscribe.errors import InputError
-from angioscribe.evaluate.report_errors import ERROR_CATEGORIES
 
 if TYPE_CHECKING:
     from angioscribe.evaluate.report_tables import DraftScores
@@ -261,12 +260,16 @@ METRIC_DISPLAY_COLUMNS = ("model", "metric", "n", "mean", "sd", "95% CI")
 
 def error_display_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
     """Table 4's columns; the clinician's score only when there is one."""
+    from angioscribe.evaluate.report_errors import ERROR_CATEGORIES
+
     score = ("score",) if any("score_mean" in row for row in rows) else ()
     return ("model", "n", *score, *ERROR_CATEGORIES)
 
 
 def error_display(row: dict[str, Any]) -> dict[str, Any]:
     """Table 4 as people read it: 'drafts with the error (rate [95% CI])'."""
+    from angioscribe.evaluate.report_errors import ERROR_CATEGORIES
+
     shown: dict[str, Any] = {"model": row["model"], "n": row["n"]}
     if "score_mean" in row:
         shown["score"] = f"{row['score_mean']:.2f} ± {row['score_sd']:.2f}"
