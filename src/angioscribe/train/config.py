@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,9 @@ class TrainConfig:
     `sim_dir` adds simulated studies (`angioscribe sim dataset`) as a key-frame data source:
     the first `sim_studies` of them (by study id; all if None), of which the last
     `sim_val_studies` are validation studies, so a split never cuts through a study.
+    `corpus` (report) is the JSONL corpus a drafter trains on, `lang` the one language it
+    writes, and `model_config` overrides the drafter entry's network and prompt settings
+    (`angioscribe.models.vlm.VLMConfig`: LoRA rank, clue switches, ...).
     """
 
     task: str = "syntax"
@@ -74,6 +77,9 @@ class TrainConfig:
     max_steps: int | None = None
     threads: int = 2
     bf16: bool = False
+    corpus: str | None = None
+    lang: str = "en"
+    model_config: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +93,11 @@ TASK_DEFAULTS: dict[str, TrainConfig] = {
         task="keyframe", model="keyframe-effnetl0", out_dir="runs/keyframe-effnetl0", epochs=6,
         batch_size=32, lr=5e-4, weight_decay=0.01, warmup_steps=50, class_weight_power=1.0,
         eval_every_epochs=1, checkpoint_minutes=5.0, threads=1,
+    ),
+    "report": TrainConfig(
+        task="report", model="angio-vlm-270m", out_dir="runs/angio-vlm-270m-en", epochs=5,
+        batch_size=4, lr=1e-5, weight_decay=0.0, warmup_steps=20, eval_every_epochs=1,
+        log_every_steps=5, bf16=True,
     ),
 }
 
