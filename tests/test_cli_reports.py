@@ -50,8 +50,8 @@ def test_parse_report_jsonl_reads_text_and_keeps_going_past_bad_lines(tmp_path):
     assert result.exit_code == 1, result.output  # some failed, the rest parsed
     good, broken, textless = (json.loads(line) for line in result.stdout.splitlines())
     assert good["id"] == "a" and good["findings"][0]["segment"] == "6"
-    assert broken["line"] == 2 and "text" in broken["error"]
-    assert textless["line"] == 3 and "error" in textless
+    assert broken["line"] == 2 and broken["error"].startswith("not valid JSON")
+    assert textless["line"] == 3 and "string `text` field" in textless["error"]
     assert {good["path"], broken["path"], textless["path"]} == {str(reports)}
 
 

@@ -541,10 +541,12 @@ def test_cli_train_segment_refuses_what_it_cannot_use_naming_it(tmp_path: Path) 
         assert result.exit_code == 3, result.output
         record = json.loads(result.stdout)
         assert record["path"] == str(named) and problem in record["error"]
-    config.write_text("task: stenosis\nepochz: 3\n")
-    result = CliRunner().invoke(app, ["train", "segment", "--task", "stenosis",
-                                      "--config", str(config)])
-    assert result.exit_code == 3 and "epochz" in json.loads(result.stdout)["error"]
+    for text, problem in (("task: stenosis\nepochz: 3\n", "epochz"),
+                          ("epochs: [3\n", "not valid YAML")):
+        config.write_text(text)
+        result = CliRunner().invoke(app, ["train", "segment", "--task", "stenosis",
+                                          "--config", str(config)])
+        assert result.exit_code == 3 and problem in json.loads(result.stdout)["error"]
 
 
 def test_card_calls_weights_interim_only_while_the_run_is_unfinished() -> None:

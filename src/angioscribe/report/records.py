@@ -108,11 +108,13 @@ def read_texts(path: str | Path) -> list[TextLine]:
     for number, line in numbered:
         try:
             record = json.loads(line)
-            text = record["text"]
-            if not isinstance(text, str):
-                raise TypeError
+        except json.JSONDecodeError as error:
+            lines.append(TextLine(str(path), number, None, error=f"not valid JSON ({error.msg})"))
+            continue
+        text = record.get("text") if isinstance(record, dict) else None
+        if isinstance(text, str):
             lines.append(TextLine(str(path), number, text, _optional_id(record)))
-        except (json.JSONDecodeError, KeyError, TypeError):
+        else:
             problem = "needs a JSON object with a string `text` field"
             lines.append(TextLine(str(path), number, None, error=problem))
     return lines
