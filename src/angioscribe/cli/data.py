@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from angioscribe.cli import report_corpus
 from angioscribe.cli.contract import RecordSink, error_record
 from angioscribe.cli.output import progress
 from angioscribe.cli.refusal import refuse
@@ -108,3 +109,6 @@ def _summary(split: ArcadeSplit) -> dict[str, Any]:
         "RCA": sides["RCA"],
         "unknown": sides["unknown"],
     }
+
+
+app.command("report-corpus")(report_corpus.report_corpus)
