@@ -57,7 +57,7 @@ def report(
     from angioscribe.report.drafters import DEFAULT_DRAFTER, create_drafter
     from angioscribe.report.drafting import draft_paths
 
-    languages = _languages(lang)
+    languages = languages_of(lang)
     models = _models(model or [DEFAULT_DRAFTER], languages)
     clinical_text = _clinical_text(clinical)
     try:
@@ -77,7 +77,8 @@ def report(
             sink.emit(record)
 
 
-def _languages(lang: str) -> tuple[str, ...]:
+def languages_of(lang: str) -> tuple[str, ...]:
+    """The languages a --lang value names; a usage error (exit 2) for any other value."""
     if lang not in LANGUAGES:
         raise typer.BadParameter(f"{lang!r} is not one of en, ja, both", param_hint="--lang")
     return LANGUAGES[lang]

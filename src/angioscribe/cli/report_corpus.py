@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from angioscribe.cli.contract import RecordSink
+from angioscribe.cli.report import languages_of
 
-LANGUAGES = {"en": ("en",), "ja": ("ja",), "both": ("en", "ja")}
 COLUMNS = ("source", "path", "split", "samples", "derived", "skipped", "error")
 
 
@@ -43,8 +43,7 @@ def report_corpus(
     """Write a report corpus: one record per sample and language (images, clinical text,
     target, findings). Patient ids are pseudonyms keyed by this installation's salt
     (ANGIOSCRIBE_DEID_SALT to share one)."""
-    if lang not in LANGUAGES:
-        raise typer.BadParameter(f"{lang!r} is not one of en, ja, both", param_hint="--lang")
+    languages = languages_of(lang)
     if not sim and arcade is None:
         raise typer.BadParameter("give at least one source", param_hint="--sim / --arcade")
     from angioscribe.errors import InputError
@@ -69,7 +68,7 @@ def report_corpus(
                 samples += corpus.samples
                 _summarise(sink, "arcade", arcade, corpus.samples, corpus.skipped)
         if samples:
-            count = write_corpus(corpus_records(samples, LANGUAGES[lang]), out)
+            count = write_corpus(corpus_records(samples, languages), out)
             typer.echo(f"{count} records in {out}", err=True)
 
 
