@@ -291,9 +291,9 @@ def keyframe(
     try:
         classifier = KeyframeClassifier.load(model)
         sets = evaluation_sets(data, label_files, val_limit=val_limit, sim_folders=sim)
+        report = evaluate_classifier(classifier, sets, out, n_resamples=resamples)
     except (AngioscribeError, ValueError) as error:
         refuse(error, as_json, source=model)
-    report = evaluate_classifier(classifier, sets, out, n_resamples=resamples)
     (out / "keyframe-metrics.json").write_text(to_json(report) + "\n", encoding="utf-8")
     if as_json:
         typer.echo(to_json(report))
