@@ -164,13 +164,17 @@ def test_evaluate_reports_names_a_draft_without_truth(tmp_path):
     )
     assert result.exit_code == 3
     assert f"{stray}: no draft id is in the truth file {truth} (e.g. id 'c9')" in result.output
+    out = tmp_path / "eval"
     result = runner.invoke(app, ["evaluate", "reports", "--pred", str(pred), "--pred",
-                                 str(stray), "--truth", str(truth), "--json", "--n-boot", "10"])
+                                 str(stray), "--truth", str(truth), "--json", "--n-boot", "10",
+                                 "--out", str(out)])
     assert result.exit_code == 1, result.output  # the matching drafts are scored
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert rows[0] == {"path": str(stray), "id": "c9",
-                       "error": f"no truth record for id 'c9' in {truth}"}
+    failed = {"path": str(stray), "id": "c9", "error": f"no truth record for id 'c9' in {truth}"}
+    assert rows[0] == failed
     assert [r["n"] for r in rows if r.get("table") == "errors"] == [2]
+    assert json.loads((out / "tables.json").read_text())["failed_inputs"] == [failed]
+    assert len((out / "per_draft.jsonl").read_text().splitlines()) == 2
 
 
 def test_evaluate_reports_refuses_an_empty_pred_or_truth(tmp_path):

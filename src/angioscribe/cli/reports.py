@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from angioscribe.cli.contract import RecordSink, error_record, finish
+from angioscribe.cli.contract import RecordSink, error_record, finish, json_safe
 from angioscribe.cli.output import print_records, progress, to_json
 from angioscribe.cli.refusal import refuse
 from angioscribe.errors import InputError
@@ -168,13 +168,17 @@ def evaluate_reports(
     try:
         truths = read_truths(truth, images)
         drafts, unmatched = drafts_with_truth(pred, truths, truth)
+        report_failed(unmatched, as_json)
         embedders = [
             _calibrated(spec, calibration, normalize, trust_remote_code) for spec in embedder or []
         ]
         scores = score_drafts(drafts, truths, embedders)
+        if out:
+            write_per_draft(out, scores)
     except InputError as error:
         refuse(error, as_json)
-    report_failed(unmatched, as_json)
+    except OSError as error:
+        refuse(error, as_json, source=out or "")
     metrics = ["bleu4", "rouge_l", *(e.metric for e in embedders)]
     errors = error_table(scores, n_boot=n_boot, seed=seed)
     summary = metric_table(scores, metrics, n_boot=n_boot, seed=seed)
@@ -189,7 +193,8 @@ def evaluate_reports(
         print_records([error_display(r) for r in errors], False, error_display_columns(errors))
         print_records([_metric_display(r) for r in summary], False, METRIC_DISPLAY_COLUMNS)
     if out:
-        _write_outputs(out, scores, errors, summary, [e.metric for e in embedders])
+        tables = {"errors": errors, "metrics": summary, "failed_inputs": unmatched}
+        _write_tables(out, scores, tables, [e.metric for e in embedders])
     finish(len(scores), len(unmatched))
 
 
@@ -235,20 +240,25 @@ def _calibrated(spec: str, path: Path | None, normalize: bool, trust: bool) -> C
     return CalibratedEmbedder(load_embedder(spec, trust_remote_code=trust), stored)
 
 
-def _write_outputs(
-    out: Path,
-    scores: list[DraftScores],
-    errors: list[dict],
-    summary: list[dict],
-    vlscores: list[str],
-) -> None:
-    from angioscribe.evaluate.report_figures import metric_distributions
-
+def write_per_draft(out: Path, scores: list[DraftScores]) -> None:
+    """per_draft.jsonl, as soon as the drafts are scored: the bootstrap tables and figures
+    that follow take longer, and the scores must not wait on them."""
     out.mkdir(parents=True, exist_ok=True)
     with (out / "per_draft.jsonl").open("w", encoding="utf-8") as handle:
         handle.writelines(to_json(s.to_dict()) + "\n" for s in scores)
-    tables = {"errors": errors, "metrics": summary}
-    (out / "tables.json").write_text(json.dumps(tables, indent=2, ensure_ascii=False) + "\n")
+
+
+def json_document(value: Any) -> str:
+    """An indented JSON file people read, valid JSON whatever the values (no NaN)."""
+    return json.dumps(json_safe(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _write_tables(
+    out: Path, scores: list[DraftScores], tables: dict[str, list[dict]], vlscores: list[str]
+) -> None:
+    from angioscribe.evaluate.report_figures import metric_distributions
+
+    (out / "tables.json").write_text(json_document(tables))
     metric_distributions(scores, ["bleu4", "rouge_l"], out / "text_metrics.png")
     if vlscores:
         metric_distributions(scores, vlscores, out / "vlscore.png")

@@ -6,7 +6,6 @@ input stops them with an error naming it and exit code 3 (`angioscribe.cli.refus
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +18,7 @@ from angioscribe.cli.reports import (
     SeedOption,
     error_display,
     error_display_columns,
+    json_document,
 )
 from angioscribe.errors import InputError
 
@@ -93,8 +93,6 @@ def import_(
         print_records([error_display(row) for row in table], False, error_display_columns(table))
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "review_table.json").write_text(
-            json.dumps(table, indent=2, ensure_ascii=False) + "\n"
-        )
+        (out / "review_table.json").write_text(json_document(table))
         score_histograms(scores, out / "review_scores.png")
         typer.echo(f"wrote {out}/review_table.json and review_scores.png", err=True)
