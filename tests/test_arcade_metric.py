@@ -189,6 +189,7 @@ def test_cli_prints_the_official_f1(tmp_path: Path):
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
+    assert (record["path"], record["ground_truth"]) == (str(pred_path), str(gt_path))
     assert record["f1"] == pytest.approx((0.5 + 0) / 2)
     assert record["per_image"] == {"1.png": pytest.approx(0.5), "2.png": 0.0}
 

@@ -90,6 +90,8 @@ def arcade(
             err=True,
         )
     record = {
+        "path": str(pred),
+        "ground_truth": str(gt),
         "task": task.value,
         "f1": score.f1,
         "images": len(score.per_image),
