@@ -206,3 +206,30 @@ def test_report_usage_errors_exit_2_before_any_model_runs(options, tmp_path):
 
     result = CliRunner().invoke(app, ["report", str(tmp_path), *options])
     assert result.exit_code == 2, result.output
+
+
+def test_drafters_that_read_images_get_the_key_frames_pixels(tmp_path):
+    """A drafter that looks at images is handed each key frame's pixels from its source; the
+    draft is stamped with the input and the study key."""
+    import numpy as np
+    from PIL import Image
+
+    from angioscribe.report.drafting import write_draft
+    from angioscribe.report.records import Draft
+
+    image = np.tile(np.arange(64, dtype=np.uint8), (48, 1))
+    Image.fromarray(image).save(tmp_path / "frame.png")
+
+    class Looking:
+        name = "looking"
+
+        def draft(self, request: DraftRequest) -> Draft:
+            seen = [frame.pixels.shape for frame in request.key_frames]
+            return Draft(request.study, self.name, f"saw {seen}", request.lang)
+
+    request = DraftRequest("frame.png", "en",
+                           [KeyFrameImage(str(tmp_path / "frame.png"), 0, "LCA", None)], [])
+    draft = write_draft(Looking(), request, "given/path.png", "study-key")
+    assert draft.text == "saw [(48, 64)]"
+    assert np.array_equal(request.key_frames[0].pixels, image)
+    assert (draft.path, draft.study, draft.case_id) == ("given/path.png", "study-key", "frame.png")

@@ -70,7 +70,7 @@ def draft_request(study: StudyAnalysis, lang: Language, clinical_text: str | Non
 
 
 def with_pixels(request: DraftRequest) -> DraftRequest:
-    """The request with every key frame's pixels read from its cine (each cine read once)."""
+    """Fill in every key frame's pixels from its cine, in place (each cine read once)."""
     cines: dict[str, Any] = {}
     for frame in request.key_frames:
         if frame.pixels is None:
