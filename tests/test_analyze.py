@@ -5,6 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from angioscribe.analyze import missing_with_unread
 from angioscribe.anatomy import SEGMENTS
 from angioscribe.cli import app
 from angioscribe.demo import main as demo_main
@@ -59,19 +60,21 @@ def test_analyze_records_bad_inputs_and_goes_on(shared_data, tmp_path):
     )
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["analyze", str(study), "--out", str(out), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     saved = json.loads((out / "analysis.json").read_text())
     errors = [error for s in saved for error in s["errors"]]
     assert [e["path"] for e in errors] == [str(study / "broken.dcm")]
     assert sum(len(s["cines"]) for s in saved) == 1
 
 
-def test_analyze_fails_when_nothing_reads(tmp_path):
+def test_analyze_exits_3_when_nothing_reads(tmp_path):
     (tmp_path / "notes.txt").write_text("not a cine")
     result = CliRunner().invoke(
         app, ["analyze", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "o")]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
+    saved = json.loads((tmp_path / "o" / "analysis.json").read_text())
+    assert [e["path"] for s in saved for e in s["errors"]] == [str(tmp_path / "notes.txt")]
 
 
 def test_demo_simulates_a_study_without_shared_data(tmp_path):
@@ -79,3 +82,68 @@ def test_demo_simulates_a_study_without_shared_data(tmp_path):
     saved = json.loads((tmp_path / "demo" / "analysis.json").read_text())
     assert len(saved) == 1 and len(saved[0]["cines"]) >= 6
     assert all(cine["candidates"] for cine in saved[0]["cines"])
+
+
+def two_cine_study(shared_data: Path, folder: Path) -> list[Path]:
+    """A study folder with copies of two real phantom XA cines."""
+    folder.mkdir()
+    copies = [folder / name for name in ("IM1.dcm", "IM2.dcm")]
+    for copy in copies:
+        copy.write_bytes((shared_data / "dicom" / "phantom-xa" / copy.name).read_bytes())
+    return copies
+
+
+def test_analyze_keeps_the_good_cine_when_a_later_one_breaks(shared_data, tmp_path, monkeypatch):
+    """A stage that breaks on one cine is that cine's error; the other is analysed, written,
+    and the exit code says some failed."""
+    import angioscribe.analyze
+
+    good, bad = two_cine_study(shared_data, tmp_path / "study")
+    real_analyze = angioscribe.analyze.analyze_cine
+
+    def analyze_or_break(cine, *args, **kwargs):
+        if cine.source == str(bad):
+            raise RuntimeError("a bug on this cine")
+        return real_analyze(cine, *args, **kwargs)
+
+    monkeypatch.setattr(angioscribe.analyze, "analyze_cine", analyze_or_break)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["analyze", str(tmp_path / "study"), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    saved = json.loads((out / "analysis.json").read_text())
+    assert [c["source"] for s in saved for c in s["cines"]] == [str(good)]
+    (error,) = [e for s in saved for e in s["errors"]]
+    assert error["path"] == str(bad) and "RuntimeError: a bug on this cine" in error["error"]
+
+
+def test_a_side_missing_next_to_unread_cines_is_unknown_not_absent():
+    missing = {"RCA": "no RCA injection found among 12 candidate frames"}
+    assert missing_with_unread(missing, 0) == missing
+    (reason,) = missing_with_unread(missing, 2).values()
+    assert reason.startswith("unknown: 2 cines could not be read")
+    assert reason.endswith(missing["RCA"])
+
+
+def test_analysis_json_holds_what_was_done_when_the_batch_dies(shared_data, tmp_path,
+                                                               monkeypatch):
+    """Killed on the second cine (here an interrupt), analysis.json already has the first."""
+    import angioscribe.analyze
+    from angioscribe.analyze import analyze_paths, write_analysis
+
+    good, bad = two_cine_study(shared_data, tmp_path / "study")
+    real_analyze = angioscribe.analyze.analyze_cine
+
+    def analyze_or_die(cine, *args, **kwargs):
+        if cine.source == str(bad):
+            raise KeyboardInterrupt
+        return real_analyze(cine, *args, **kwargs)
+
+    monkeypatch.setattr(angioscribe.analyze, "analyze_cine", analyze_or_die)
+    out = tmp_path / "out"
+    try:
+        analyze_paths([tmp_path / "study"], out, checkpoint=lambda so_far: write_analysis(
+            so_far, out))
+    except KeyboardInterrupt:
+        pass
+    saved = json.loads((out / "analysis.json").read_text())
+    assert [c["source"] for s in saved for c in s["cines"]] == [str(good)]

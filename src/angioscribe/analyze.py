@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from angioscribe.anatomy import view_from_angles
 from angioscribe.cine import Cine
+from angioscribe.cli.contract import attempt, json_safe
 from angioscribe.figures import plot_candidates, plot_keyframes
 from angioscribe.findings import plot_findings, segment_frame
 from angioscribe.frames import DEFAULT_MIN_GAP, Candidate, candidate_frames
@@ -28,6 +29,8 @@ from angioscribe.keyframes.classify import FrameScore, KeyframeClassifier, class
 from angioscribe.keyframes.select import choose_keyframes
 from angioscribe.models.segmenter import Segmenter
 from angioscribe.progress import progress
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -90,18 +93,21 @@ def analyze_paths(
     min_gap: int = DEFAULT_MIN_GAP,
     classifier: KeyframeClassifier | None = None,
     segmenters: Segmenters | None = None,
+    checkpoint: Callable[[list[StudyAnalysis]], None] | None = None,
 ) -> list[StudyAnalysis]:
     """Analyse every cine under `paths`, grouped into studies; figures go under `out_dir`.
 
     Cines are read one at a time; only frames the classifier calls "better" are kept in
-    memory, for the key-frame figure. Unreadable inputs are recorded in their study's `errors`
-    and the rest goes on. Figures are written as each cine finishes, so a crash late in a
-    batch keeps the earlier ones; `write_analysis` writes the JSON.
+    memory, for the key-frame figure. An input that fails (unreadable, or a stage that breaks
+    on it) is recorded in its study's `errors` and the rest goes on. Figures are written as
+    each cine finishes, and `checkpoint(studies)` is called after every cine and every study
+    (the CLI writes analysis.json there), so a batch that dies late keeps what it did.
     """
     classifier = classifier or KeyframeClassifier.load()
     segmenters = segmenters or Segmenters.load()
     studies: dict[str, StudyAnalysis] = {}
     better_frames: dict[tuple[str, int], np.ndarray] = {}
+    save = checkpoint or (lambda _: None)
     for root in map(Path, paths):
         sources = find_inputs([root])
         for source in progress(sources, f"Analysing {root}", total=len(sources)):
@@ -111,17 +117,55 @@ def analyze_paths(
             if result.cine is None:
                 problem = result.error.problem if result.error else "not read"
                 study.errors.append({"path": str(source), "error": problem})
-                continue
-            analysis = analyze_cine(result.cine, classifier, min_gap=min_gap)
-            figure = out_dir / "figures" / f"{_slug(source)}_candidates.png"
-            analysis.figure = str(plot_candidates(result.cine, analysis.candidates, figure))
-            for score in analysis.frame_scores:
-                if score.keyframe == "better":
-                    better_frames[(score.path, score.frame)] = result.cine.frames[score.frame]
-            study.cines.append(analysis)
+            else:
+                analysis = _attempt(study, source, lambda cine=result.cine: _analyze_source(
+                    cine, classifier, min_gap, out_dir, better_frames))
+                study.cines += [analysis] if analysis else []
+            save(list(studies.values()))
     for study in studies.values():
-        _choose_keyframes(study, better_frames, segmenters, out_dir)
+        _attempt(study, study.key,
+                 lambda study=study: _choose_keyframes(study, better_frames, segmenters, out_dir))
+        save(list(studies.values()))
     return list(studies.values())
+
+
+def _analyze_source(
+    cine: Cine,
+    classifier: KeyframeClassifier,
+    min_gap: int,
+    out_dir: Path,
+    better_frames: dict[tuple[str, int], np.ndarray],
+) -> CineAnalysis:
+    """One cine's analysis and figure; its "better" frames kept for the key-frame stage."""
+    analysis = analyze_cine(cine, classifier, min_gap=min_gap)
+    figure = out_dir / "figures" / f"{_slug(Path(cine.source))}_candidates.png"
+    analysis.figure = str(plot_candidates(cine, analysis.candidates, figure))
+    for score in analysis.frame_scores:
+        if score.keyframe == "better":
+            better_frames[(score.path, score.frame)] = cine.frames[score.frame]
+    return analysis
+
+
+def _attempt(study: StudyAnalysis, source: str | Path, work: Callable[[], T]) -> T | None:
+    """One stage of the chain's result; a failure becomes an entry of the study's `errors`
+    and the other cines and studies go on (`contract.attempt`)."""
+    result, error = attempt(source, work)
+    if error is not None:
+        study.errors.append(error)
+    return result
+
+
+def missing_with_unread(missing: dict[str, str], unread: int) -> dict[str, str]:
+    """Missing sides' reasons, saying the side is unknown when some cines could not be read.
+
+    "No RCA injection found" is a finding only if every cine was looked at; with unread cines
+    the injection may be in one of them, so the reason says what is known and what is not.
+    """
+    if not unread:
+        return missing
+    cines = "1 cine" if unread == 1 else f"{unread} cines"
+    return {side: f"unknown: {cines} could not be read; in the rest, {reason}"
+            for side, reason in missing.items()}
 
 
 def _choose_keyframes(
@@ -136,7 +180,8 @@ def _choose_keyframes(
     scored = [score for cine in study.cines for score in cine.frame_scores]
     chosen = choose_keyframes(study.key, scored)
     record = chosen.to_dict()
-    study.keyframes = {"keyframes": record["keyframes"], "missing": record["missing"]}
+    study.keyframes = {"keyframes": record["keyframes"],
+                       "missing": missing_with_unread(record["missing"], len(study.errors))}
     images = {
         side: [(score, better_frames[(score.path, score.frame)]) for score in frames]
         for side, frames in chosen.chosen.items()
@@ -171,12 +216,17 @@ def keyframe_findings(frame: np.ndarray, segmenters: Segmenters, overlay: Path) 
 
 
 def write_analysis(studies: list[StudyAnalysis], out_dir: Path) -> Path:
-    """All studies' results as one JSON file in `out_dir`."""
+    """All studies' results as one JSON file in `out_dir` (valid JSON: no NaN/Infinity).
+
+    Written to a temporary file and renamed, so a batch killed while writing leaves the last
+    complete file rather than half of a new one.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "analysis.json"
-    path.write_text(
-        json.dumps([study.to_dict() for study in studies], indent=2, default=str) + "\n"
-    )
+    partial = path.with_suffix(".json.partial")
+    records = json_safe([study.to_dict() for study in studies])
+    partial.write_text(json.dumps(records, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    partial.replace(path)
     return path
 
 

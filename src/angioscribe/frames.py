@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 DEFAULT_MIN_GAP = 5
 DETAIL_SIZE = 256
@@ -74,6 +73,8 @@ def opacification(frames: np.ndarray) -> np.ndarray:
     on real cines can brighten the frames while contrast flows in. Computed on frames
     subsampled to about `DETAIL_SIZE` px, where vessels are a few pixels wide.
     """
+    from scipy import ndimage  # here, not at the top: the CLI imports this module to start
+
     step = max(1, frames.shape[1] // DETAIL_SIZE)
     small = frames[:, ::step, ::step].astype(np.float32)
     background = ndimage.gaussian_filter(small, sigma=(0, DETAIL_SIGMA, DETAIL_SIGMA))

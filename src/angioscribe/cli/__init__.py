@@ -1,9 +1,17 @@
 """`angioscribe <command>`: thin typer front end; parses, calls the library, prints.
 
-Each command group lives in its own module and is registered here.
+Each command group lives in its own module and is registered here. Every command follows the
+error contract in `angioscribe.cli.contract` (error records, exit codes 0/1/2/3, valid JSON).
+
+Keep `angioscribe --help` fast: registering a command imports its module, so a command module
+imports only typer, the standard library and light angioscribe modules at the top; torch,
+timm, transformers, pandas, matplotlib, pydicom, OpenCV and the modules that pull them in are
+imported inside the command function that uses them (tests/test_cli_contract.py checks this).
 """
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -23,10 +31,27 @@ from angioscribe.cli import (
 
 app = typer.Typer(
     name="angioscribe",
-    help="Coronary angiography AI: key frames, per-segment findings and draft reports.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@app.callback()
+def _configure(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show libraries' warnings and details.")
+    ] = False,
+) -> None:
+    """Coronary angiography AI: key frames, per-segment findings and draft reports.
+
+    Exit codes, the same in every command: 0 every input done; 1 some inputs failed (each
+    reported with its `path` and `error`), the rest done; 2 usage error; 3 nothing done.
+    """
+    from angioscribe.logs import configure_logging
+
+    configure_logging(verbose)
+
+
 app.command("ingest")(cines.ingest)
 app.command("frames")(cines.frames)
 app.command("classify")(keyframes.classify)

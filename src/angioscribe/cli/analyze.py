@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from angioscribe.analyze import analyze_paths, write_analysis
-from angioscribe.cli.output import print_records, to_json
+from angioscribe.cli.contract import finish
+from angioscribe.cli.output import print_records, stderr
 from angioscribe.frames import DEFAULT_MIN_GAP
+
+STUDY_COLUMNS = ("study", "cines", "unreadable")
 
 
 def analyze(
@@ -24,20 +26,20 @@ def analyze(
     ] = False,
     min_gap: Annotated[int, typer.Option("--min-gap", min=1)] = DEFAULT_MIN_GAP,
 ) -> None:
-    """Run every stage that exists on each study; unreadable inputs are listed, not fatal.
+    """Run every stage that exists on each study; inputs that fail are listed, not fatal.
 
-    Exit code 1 only when no cine at all could be read.
+    analysis.json holds one entry per study; each lists the inputs that failed in `errors`
+    (`path`, `error`). It is rewritten after every cine, so a batch that dies late keeps what
+    it did. Exit code 0 when every input was analysed, 1 when some failed, 3 when none was.
     """
-    studies = analyze_paths(paths, out, min_gap=min_gap)
+    from angioscribe.analyze import analyze_paths, write_analysis
+
+    studies = analyze_paths(paths, out, min_gap=min_gap,
+                            checkpoint=lambda so_far: write_analysis(so_far, out))
     written = write_analysis(studies, out)
-    if as_json:
-        for study in studies:
-            typer.echo(to_json(study.to_dict()))
-    else:
-        rows = [
-            {"study": s.key, "cines": len(s.cines), "unreadable": len(s.errors)} for s in studies
-        ]
-        print_records(rows, False, ("study", "cines", "unreadable"))
-        typer.echo(f"results: {written}", err=True)
-    if not any(study.cines for study in studies):
-        raise typer.Exit(code=1)
+    print_records([study.to_dict() if as_json else {
+        "study": study.key, "cines": len(study.cines), "unreadable": len(study.errors)}
+        for study in studies], as_json, STUDY_COLUMNS)
+    stderr.print(f"results: {written}")
+    finish(sum(len(study.cines) for study in studies),
+           sum(len(study.errors) for study in studies))

@@ -1,21 +1,35 @@
-"""`angioscribe segment IMAGE_DIR --task syntax|stenosis --out FILE.json`: COCO results."""
+"""`angioscribe segment IMAGE_DIR --task syntax|stenosis --out FILE.json`: COCO results.
+
+`segment` takes images: every file in IMAGE_DIR is one frame to segment, keyed by its file
+name. A file that is not an image (a DICOM or video cine, notes) or cannot be decoded is an
+error in the results file's `errors` list, and the other images are still segmented. The
+results file is written in every case, so a script always finds it; the exit code says how
+it went (0 all segmented, 1 some failed, 3 none).
+"""
 
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatch
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from angioscribe.cli.contract import ExitCode, attempt, error_record, finish, json_safe
 from angioscribe.cli.evaluate import ArcadeTask
 from angioscribe.cli.output import progress, stderr
 
+if TYPE_CHECKING:
+    from angioscribe.models.segmenter import Segmenter
+
 DEFAULT_MODELS = {"syntax": "syntax-seg", "stenosis": "stenosis-seg"}
+NOT_AN_IMAGE = ("not an image: `segment` takes frame images (PNG, JPEG, BMP, TIFF); "
+                "DICOM and video cines are not segmented")
 
 
 def segment(
-    image_dir: Annotated[Path, typer.Argument(help="Folder of frames (PNG/JPEG).")],
+    image_dir: Annotated[Path, typer.Argument(help="Folder of frames (PNG/JPEG/BMP/TIFF).")],
     task: Annotated[ArcadeTask, typer.Option("--task", help="What to segment.")],
     out: Annotated[Path, typer.Option("--out", help="COCO results JSON to write.")],
     model: Annotated[
@@ -28,25 +42,77 @@ def segment(
     tta: Annotated[bool, typer.Option("--tta", help="Flip test-time augmentation.")] = False,
 ) -> None:
     """Segment every frame in IMAGE_DIR into a COCO results file (ARCADE categories,
-    polygons in pixels, scores) that `angioscribe evaluate arcade` scores directly."""
-    from angioscribe.errors import AngioscribeError
-    from angioscribe.models.segmenter import Segmenter, image_files, segment_files
+    polygons in pixels, scores) that `angioscribe evaluate arcade` scores directly.
+
+    Inputs that fail are listed in the file's `errors` (`path`, `error`). Exit code 0 when
+    every file was segmented, 1 when some failed, 3 when none was.
+    """
     from angioscribe.regions import coco_results
 
-    try:
-        segmenter = Segmenter.from_name(model or DEFAULT_MODELS[task.value], tile=tile, tta=tta)
-        if segmenter.entry.task != task.value:
-            raise AngioscribeError(f"model {segmenter.entry.name!r} segments "
-                                   f"{segmenter.entry.task}, not {task.value}")
-        paths = image_files(image_dir)
-        images, regions = [], []
-        for record, frame_regions in progress(segment_files(segmenter, paths),
-                                              f"segmenting ({task.value})", total=len(paths)):
-            images.append(record)
-            regions.append(frame_regions)
-    except AngioscribeError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+    segmenter = _load_segmenter(model or DEFAULT_MODELS[task.value], task, tile, tta)
+    images, regions, errors = [], [], []
+    files = _input_files(image_dir) if image_dir.is_dir() else []
+    if not files:
+        errors.append(error_record(image_dir, "no images to segment" if image_dir.is_dir()
+                                   else "not a folder of images"))
+    for position, path in progress(list(enumerate(files, start=1)), f"segmenting ({task.value})"):
+        segmented, error = attempt(path, lambda path=path, position=position: _segment_file(
+            segmenter, path, position))
+        if segmented is None:
+            errors.append(error)
+            continue
+        images.append(segmented[0])
+        regions.append(segmented[1])
+    results = {**coco_results(images, regions), "errors": errors}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(coco_results(images, regions)), encoding="utf-8")
+    out.write_text(json.dumps(json_safe(results), allow_nan=False), encoding="utf-8")
     stderr.print(f"{sum(map(len, regions))} regions in {len(images)} images -> {out}")
+    for error in errors:
+        stderr.print(f"failed: {error['path']}: {error['error']}", style="red", markup=False)
+    finish(len(images), len(errors))
+
+
+def _load_segmenter(name: str, task: ArcadeTask, tile: int | None, tta: bool) -> Segmenter:
+    """The model, refused (a usage error) when it does not load or segments another task."""
+    from angioscribe.errors import AngioscribeError
+    from angioscribe.models.segmenter import Segmenter
+
+    try:
+        segmenter = Segmenter.from_name(name, tile=tile, tta=tta)
+    except AngioscribeError as error:
+        stderr.print(f"error: {error}")
+        raise typer.Exit(ExitCode.USAGE) from None
+    if segmenter.entry.task != task.value:
+        stderr.print(f"error: model {segmenter.entry.name!r} segments "
+                     f"{segmenter.entry.task}, not {task.value}")
+        raise typer.Exit(ExitCode.USAGE)
+    return segmenter
+
+
+def _input_files(folder: Path) -> list[Path]:
+    """The folder's files to segment: its images first (in `image_files` order), then every
+    other file, which will be reported as not an image. Hidden files and a cine's header
+    sidecars (they describe the frames beside them) are left out; subfolders are not read."""
+    from angioscribe.io.images import DICOMINFO_PATTERN, SIDECAR_NAME
+    from angioscribe.models.segmenter import image_files
+
+    images = image_files(folder)
+    others = sorted(path for path in folder.iterdir()
+                    if path.is_file() and path not in images and not path.name.startswith(".")
+                    and path.name != SIDECAR_NAME and not fnmatch(path.name, DICOMINFO_PATTERN))
+    return [*images, *others]
+
+
+def _segment_file(segmenter: Segmenter, path: Path, position: int
+                  ) -> tuple[dict[str, Any], list[Any]]:
+    """(COCO image record, regions) of one file; its id is the numeric file stem where it is
+    one (ARCADE's convention), else its position in the folder."""
+    from angioscribe.errors import InputError
+    from angioscribe.models.segmenter import IMAGE_SUFFIXES, read_grey
+
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(path, NOT_AN_IMAGE)
+    frame = read_grey(path)
+    record = {"id": int(path.stem) if path.stem.isdigit() else position,
+              "file_name": path.name, "width": int(frame.shape[1]), "height": int(frame.shape[0])}
+    return record, segmenter.regions(frame)

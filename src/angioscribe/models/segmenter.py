@@ -7,7 +7,6 @@ ImageNet weights timm fetches from the hub for online/GPU users.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -304,18 +303,6 @@ def read_grey(path: Path) -> np.ndarray:
             return np.array(image.convert("L"))
     except OSError as error:
         raise InputError(path, f"cannot read image: {error}") from error
-
-
-def segment_files(segmenter: Segmenter, paths: Sequence[Path]
-                  ) -> Iterator[tuple[dict[str, Any], list[Region]]]:
-    """(COCO image record, regions) per file; ids are numeric file stems where possible
-    (ARCADE's convention), else positions."""
-    for position, path in enumerate(paths, start=1):
-        frame = read_grey(path)
-        image_id = int(path.stem) if path.stem.isdigit() else position
-        record = {"id": image_id, "file_name": path.name,
-                  "width": int(frame.shape[1]), "height": int(frame.shape[0])}
-        yield record, segmenter.regions(frame)
 
 
 def _tile_starts(length: int, tile: int, stride: int) -> list[int]:

@@ -1,0 +1,41 @@
+"""One log handler for the command line: rich lines on stderr, library noise kept down.
+
+Commands print results on stdout; everything said to the person goes to stderr through this
+one handler, alongside the progress bars (they share the console, so lines appear above a
+bar instead of through it). Libraries log at their own levels and Python `warnings` are
+routed here too; without `--verbose` only their errors show, because a pydicom warning about
+a tag's value is already reported, in words, in the record of the input it belongs to.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rich.logging import RichHandler
+
+from angioscribe.progress import stderr
+
+# Loggers of libraries that report problems our records already describe, or chatter.
+LIBRARY_LOGGERS = ("pydicom", "PIL", "matplotlib", "timm", "torch", "huggingface_hub", "urllib3")
+WARNINGS_LOGGER = "py.warnings"
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Install the handler on the root logger (once; calling again only changes levels)."""
+    root = logging.getLogger()
+    if not any(isinstance(handler, _Handler) for handler in root.handlers):
+        root.addHandler(_Handler())
+    logging.captureWarnings(True)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in (*LIBRARY_LOGGERS, WARNINGS_LOGGER):
+        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)
+    logging.getLogger("angioscribe").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+class _Handler(RichHandler):
+    """The angioscribe handler: level and logger name, no time or source line."""
+
+    def __init__(self) -> None:
+        super().__init__(console=stderr, show_time=False, show_path=False, markup=False,
+                         rich_tracebacks=True, tracebacks_show_locals=False)
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
