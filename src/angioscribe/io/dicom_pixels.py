@@ -13,6 +13,7 @@ import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,6 +25,7 @@ from pydicom.uid import UID
 
 from angioscribe.errors import InputError
 from angioscribe.io.codestreams import contradiction
+from angioscribe.io.decode_helper import SharedDecoding, helper_for
 
 # Decoded pixel data larger than this is refused before anything is allocated.
 MAX_DECODED_BYTES = 4 * 2**30
@@ -52,6 +54,9 @@ class DecodeError(Exception):
     def __init__(self, problem: str, conclusive: bool = False) -> None:
         super().__init__(problem)
         self.conclusive = conclusive
+
+    def __reduce__(self) -> tuple:  # crosses from the decode helper process intact
+        return DecodeError, (str(self), self.conclusive)
 
 
 def damaged(detail: str, conclusive: bool = False) -> DecodeError:
@@ -353,11 +358,28 @@ def decode_frames(
     module: PixelModule,
     store: Callable[[int, np.ndarray], None],
 ) -> None:
-    """Decode every frame in order and pass it to `store(index, stored_values)`.
+    """Decode every frame and pass it to `store(index, stored_values)`, once each.
 
-    Only one encoded and one decoded frame exist at a time: `store` keeps what it needs.
+    Only a few encoded and decoded frames exist at a time: `store` keeps what it needs.
+    Frames may arrive out of order when the decode helper (another core) takes some.
     """
-    decoder = FrameDecoder(pixels.syntax, module)
-    with pixels.stream() as stream:
-        for index, encoded in enumerate(encoded_frames(stream, pixels, module)):
-            store(index, decoder.decode(index, encoded))
+    _frame_decoder(pixels.syntax, module)  # fails here, before any frame, if no decoder exists
+    decode = partial(decode_frame, pixels.syntax, module)
+    sharing = SharedDecoding(decode, helper_for(pixels.syntax, module.frames), store)
+    try:
+        with pixels.stream() as stream:
+            for index, encoded in enumerate(encoded_frames(stream, pixels, module)):
+                sharing.add(index, encoded)
+        sharing.finish()
+    finally:
+        sharing.close()
+
+
+def decode_frame(syntax: UID, module: PixelModule, index: int, encoded: bytes) -> np.ndarray:
+    """One frame, by the decoder cached for this cine (here or in the decode helper)."""
+    return _frame_decoder(syntax, module).decode(index, encoded)
+
+
+@lru_cache(maxsize=1)
+def _frame_decoder(syntax: UID, module: PixelModule) -> FrameDecoder:
+    return FrameDecoder(syntax, module)
