@@ -1,0 +1,75 @@
+"""Simulator lesions as a QCA reader meets them: the lesion's outline on a view's key frame.
+
+The simulator knows each lesion's true % stenosis; this module says where the lesion lies in
+a rendered frame, so QCA can be scored against that truth (tests, bench). The outline is the
+lesion's stretch of centre line (where its narrowing exceeds a third of its full depth),
+projected into the frame as the heart and breath have moved it, drawn as wide as the healthy
+vessel there: what a lesion annotation (or the stenosis model) outlines. The vessel mask is
+the simulator's own segment mask of that frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from angioscribe.qca.lesion import mm_per_pixel
+from angioscribe.sim.anatomy3d import arc_length
+from angioscribe.sim.lesions import Lesion, lesion_centre, lesion_profile
+from angioscribe.sim.render import project_over_time
+from angioscribe.sim.study import SimulatedStudy, SimulatedView
+
+# Centre line samples where the lesion narrows the lumen by more than this share of its depth.
+OUTLINE_PROFILE = 0.3
+
+
+@dataclass(frozen=True)
+class SimulatedLesion:
+    """A lesion in one view's frame: truth, the frame, the vessel and lesion masks, scale."""
+
+    lesion: Lesion
+    view: SimulatedView
+    frame_index: int
+    frame: np.ndarray
+    vessel: np.ndarray
+    outline: np.ndarray
+    mm_per_px: float | None
+
+
+def view_lesions(study: SimulatedStudy, view: SimulatedView,
+                 frame_index: int | None = None) -> list[SimulatedLesion]:
+    """The study's lesions on the injected side of `view`, in its best frame (or
+    `frame_index`), that project inside the frame beside an opacified vessel."""
+    index = view.best_frame if frame_index is None else frame_index
+    vessel = view.cine.masks[index] > 0
+    scale = mm_per_pixel((view.arm.pixel_spacing_mm,) * 2, view.arm.sid_mm, view.arm.sod_mm)
+    found = []
+    for lesion in study.lesions:
+        name, centre = lesion_centre(study.anatomy, lesion.segment, lesion.position)
+        if study.anatomy.vessel(name).laterality != view.laterality:
+            continue
+        outline = lesion_outline(study, view, lesion, index)
+        if outline.any() and (outline & vessel).any():
+            found.append(SimulatedLesion(lesion, view, index, view.cine.frames[index], vessel,
+                                         outline, scale))
+    return found
+
+
+def lesion_outline(study: SimulatedStudy, view: SimulatedView, lesion: Lesion,
+                   frame_index: int) -> np.ndarray:
+    """(H, W) bool: the lesion's stretch of vessel in the frame, as wide as the healthy lumen."""
+    name, centre = lesion_centre(study.anatomy, lesion.segment, lesion.position)
+    vessel = study.anatomy.vessel(name)
+    along = arc_length(vessel.points)
+    stretch = lesion_profile(along, along[centre], lesion.length_mm) > OUTLINE_PROFILE
+    times = view.timeline.times_s[frame_index:frame_index + 1]
+    cols, rows = project_over_time(vessel.points[stretch], np.ones(int(stretch.sum())),
+                                   view.arm, study.anatomy.heart, view.timeline, times)
+    _, _, magnification = view.arm.project(vessel.points[centre])
+    radius_px = vessel.radius_mm[centre] * magnification / view.arm.pixel_spacing_mm
+    outline = np.zeros((view.arm.pixels,) * 2, dtype=np.uint8)
+    points = np.round(np.stack([cols[0], rows[0]], axis=1)).astype(np.int32)
+    cv2.polylines(outline, [points], False, 1, thickness=max(int(round(2 * radius_px)), 1))
+    return outline.astype(bool)
