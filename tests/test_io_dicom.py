@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from pydicom.uid import (
 )
 
 from angioscribe.errors import InputError
-from angioscribe.io import read_cine, read_cines, read_studies
+from angioscribe.io import decode_helper, read_cine, read_cines, read_studies
 from angioscribe.io.dicom import read_dicom
 from angioscribe.io.dicom_pixels import DecodeError, FrameDecoder
 
@@ -424,3 +425,66 @@ def test_studies_group_by_study_uid_then_folder(tmp_path: Path):
         (str(tmp_path / "b"), 1),
     ]
     assert studies[0].patient_id == first.PatientID
+
+
+# ---------------------------------------------------------------------------------------------
+# Long cines: bounded memory, and the decode helper on the second core
+
+
+def test_long_cine_is_read_in_one_copy_of_its_frames(tmp_path: Path):
+    """Frames go from the file straight into the 8-bit output: no whole Pixel Data in memory,
+    no decoded copy beside the output (tracemalloc sees numpy's and Python's allocations)."""
+    stored = np.tile(vessel_frames(8, n_frames=10, size=128), (30, 1, 1))
+    path = save(xa_dataset(stored, 8), tmp_path / "long.dcm")
+    tracemalloc.start()
+    try:
+        cine = read_dicom(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert cine.n_frames == 300 and np.array_equal(cine.frames, stored)
+    assert peak <= 1.2 * stored.nbytes + 2**20
+
+
+@pytest.fixture
+def fresh_helper(monkeypatch):
+    """A decode helper started for this test alone, and stopped after it."""
+    monkeypatch.setenv("ANGIOSCRIBE_DECODE_HELPER", "1")
+    monkeypatch.setattr(decode_helper, "_helper", None)
+    monkeypatch.setattr(decode_helper, "_disabled", False)
+    yield decode_helper
+    if decode_helper._helper is not None:
+        decode_helper._helper.close()
+
+
+def read_with_ready_helper(helper_module, path: Path) -> np.ndarray:
+    read_dicom(path)  # starts the helper
+    assert helper_module._helper is not None and helper_module._helper.ready.wait(30)
+    return read_dicom(path).frames
+
+
+def test_decode_helper_takes_frames_and_changes_nothing(
+    monkeypatch, fresh_helper, shared_data: Path
+):
+    path = shared_data / "dicom" / "phantom-xa" / "IM1.dcm"
+    monkeypatch.setenv("ANGIOSCRIBE_DECODE_HELPER", "0")
+    alone = read_dicom(path).frames
+    monkeypatch.setenv("ANGIOSCRIBE_DECODE_HELPER", "1")
+    sent: list[int] = []
+    send = decode_helper.Helper.send
+
+    def counted_send(helper, cine, call, index, encoded):
+        sent.append(index)
+        return send(helper, cine, call, index, encoded)
+
+    monkeypatch.setattr(decode_helper.Helper, "send", counted_send)
+    assert np.array_equal(read_with_ready_helper(fresh_helper, path), alone)
+    assert sent  # the second core did part of the work
+
+
+def test_a_dead_helper_is_not_the_files_fault(fresh_helper, shared_data: Path):
+    path = shared_data / "dicom" / "phantom-xa" / "IM1.dcm"
+    reference = read_with_ready_helper(fresh_helper, path)
+    fresh_helper._helper._process.kill()
+    assert np.array_equal(read_dicom(path).frames, reference)
+    assert np.array_equal(read_dicom(path).frames, reference)

@@ -190,6 +190,44 @@ def test_broken_video_is_reported(tmp_path: Path):
         read_cine(path)
 
 
+def test_video_with_undecodable_metadata_still_reads(tmp_path: Path):
+    """A byte >= 0x80 in the MP4 brand used to raise UnicodeDecodeError from PyAV's metadata."""
+    path = tmp_path / "clip.mp4"
+    write_video(path, [10, 100, 200, 50], fps=10, codec="mpeg4")
+    data = bytearray(path.read_bytes())
+    data[data.index(b"ftyp") + 4] = 0x80
+    path.write_bytes(bytes(data))
+    assert read_cine(path).n_frames == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "sidecar"),
+    [
+        ("nan", '{"primary_angle": NaN}'),
+        ("range", '{"secondary_angle": 95}'),
+        ("zero", '{"sid_mm": 0}'),
+    ],
+)
+def test_impossible_sidecar_geometry_is_refused(tmp_path: Path, name: str, sidecar: str):
+    """JSON allows NaN; a sidecar is deliberate, so an impossible value is an error, not None."""
+    write_frames(tmp_path, [1, 2])
+    (tmp_path / "header.json").write_text(sidecar)
+    with pytest.raises(InputError, match="invalid value"):
+        read_cine(tmp_path)
+
+
+def test_impossible_dicominfo_geometry_is_dropped_with_a_warning(tmp_path: Path):
+    write_frames(tmp_path, [1, 2])
+    (tmp_path / "IM_dicominfo.txt").write_text(
+        "PositionerPrimaryAngle: NaN\nDistanceSourceToDetector: -1000\n"
+        "PositionerSecondaryAngle: 12.5\n"
+    )
+    cine = read_cine(tmp_path)
+    assert (cine.primary_angle, cine.sid_mm, cine.secondary_angle) == (None, None, 12.5)
+    assert len(cine.warnings) == 2
+    json.dumps(cine.header(), allow_nan=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # Finding cine sources
 

@@ -57,14 +57,20 @@ def read_cine(path: str | Path) -> Cine:
     """Read one source: a folder is a frame-image cine; a file is read by what it contains.
 
     DICOM is recognised by content first (the 'DICM' marker or a dataset start), because
-    archive files are often named by UID or number; then by extension. Operating-system
-    errors (permissions, I/O) are a property of the input too, so they become InputErrors.
+    archive files are often named by UID or number; then by extension. Nothing but InputError
+    leaves: operating-system errors (permissions, I/O) are a property of the input too, and
+    whatever else a decoding library raises on a damaged file is caught here, with the cause
+    kept. MemoryError and interrupts pass: they are not the input's fault.
     """
     path = Path(path)
     try:
         return _read_by_kind(path)
+    except (InputError, MemoryError):
+        raise
     except OSError as error:
         raise InputError(path, f"cannot read: {error.strerror or error}") from error
+    except Exception as error:  # the boundary: Pillow, PyAV and pydicom raise many types
+        raise InputError(path, f"unreadable ({type(error).__name__}: {error})") from error
 
 
 def _read_by_kind(path: Path) -> Cine:

@@ -21,7 +21,7 @@ def read_video(path: str | Path) -> Cine:
     """All frames of the first video stream as (T, H, W) uint8 full-range grey."""
     path = Path(path)
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
             if not container.streams.video:
                 raise InputError(path, "no video stream")
             stream = container.streams.video[0]
