@@ -166,3 +166,19 @@ def test_table_names_inputs_relative_to_their_folder_at_80_columns(shared_data: 
     assert result.exit_code == 0
     assert all(f"IM{n}.dcm" in result.stdout for n in range(1, 5))
     assert "…" not in result.stdout
+
+
+def test_header_values_dropped_by_the_reader_are_warnings_in_the_record(
+    shared_data: Path, tmp_path: Path
+):
+    odd = tmp_path / "odd.dcm"
+    dataset = pydicom.dcmread(shared_data / "dicom" / "phantom-xa" / "IM1.dcm")
+    dataset.PositionerPrimaryAngle = "999"
+    dataset.save_as(odd)
+    result = runner.invoke(app, ["ingest", "--json", str(odd)])
+    assert result.exit_code == 0
+    (record,) = [strict_json(line) for line in result.stdout.splitlines()]
+    assert record["primary_angle"] is None and record["view"] is None
+    assert any("PositionerPrimaryAngle" in warning for warning in record["warnings"])
+    table = runner.invoke(app, ["ingest", str(odd)], terminal_width=80).stdout
+    assert "warning: odd.dcm: PositionerPrimaryAngle" in table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +207,32 @@ def test_the_command_line_starts_without_heavy_libraries():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.strip()
     assert loaded == ""
+
+
+LOGGING_SCRIPT = """
+import logging, sys, warnings
+from angioscribe.logs import configure_logging
+configure_logging(verbose=sys.argv[1] == "verbose")
+configure_logging(verbose=sys.argv[1] == "verbose")  # once: no second handler
+logging.getLogger("pydicom").warning("odd tag value")
+warnings.warn("a library's deprecation", UserWarning, stacklevel=1)
+logging.getLogger("angioscribe.io").warning("our own warning")
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_library_logs_and_python_warnings_go_through_one_handler(mode: str):
+    """pydicom's logger and `warnings.warn` reach stderr only through angioscribe's handler
+    (one line each, never Python's raw `WARNING:name:` format), and only with --verbose: what
+    they say about an input is already in its record."""
+    result = subprocess.run([sys.executable, "-c", LOGGING_SCRIPT, mode], capture_output=True,
+                            text=True, check=True, env={**os.environ, "COLUMNS": "100"})
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert [line.split()[0] for line in lines] == ["WARNING"] * len(lines)
+    assert sum("our own warning" in line for line in lines) == 1
+    library = [line for line in lines if "odd tag value" in line or "deprecation" in line]
+    if mode == "quiet":
+        assert library == []
+    else:
+        assert len(library) == 2 and "pydicom: odd tag value" in library[0]

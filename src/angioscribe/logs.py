@@ -10,6 +10,7 @@ a tag's value is already reported, in words, in the record of the input it belon
 from __future__ import annotations
 
 import logging
+import warnings
 
 from rich.logging import RichHandler
 
@@ -26,10 +27,17 @@ def configure_logging(verbose: bool = False) -> None:
     if not any(isinstance(handler, _Handler) for handler in root.handlers):
         root.addHandler(_Handler())
     logging.captureWarnings(True)
+    warnings.formatwarning = _one_line_warning
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     for name in (*LIBRARY_LOGGERS, WARNINGS_LOGGER):
         logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)
     logging.getLogger("angioscribe").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, line: str | None = None) -> str:
+    """A Python warning as one log line (the default adds the source line below it)."""
+    return f"{category.__name__}: {message} ({filename}:{lineno})"
 
 
 class _Handler(RichHandler):

@@ -40,9 +40,10 @@ INGEST_COLUMNS = (
     "primary_angle",
     "secondary_angle",
     "view",
+    "warnings",
     "error",
 )
-FRAMES_COLUMNS = ("path", "frames", "candidates", "error")
+FRAMES_COLUMNS = ("path", "frames", "candidates", "warnings", "error")
 
 
 def ingest(paths: PathsArgument, as_json: JsonOption = False) -> None:
@@ -76,13 +77,19 @@ def _report_each(
     as_json: bool,
     columns: tuple[str, ...],
 ) -> None:
-    """One record per source, read one at a time (one cine in memory) and printed when done."""
+    """One record per source, read one at a time (one cine in memory) and printed when done.
+
+    A record carries `warnings` when the reader dropped header values (NaN, out of range).
+    """
     from angioscribe.io import find_inputs, read_cine
+
+    def record(cine: Cine) -> dict[str, Any]:
+        return {**describe(cine), **({"warnings": cine.warnings} if cine.warnings else {})}
 
     sources = find_inputs(paths)
     with RecordSink(as_json, columns) as sink:
         for source in progress(sources, description, total=len(sources)):
-            sink.emit(record_of(source, lambda source=source: describe(read_cine(source))))
+            sink.emit(record_of(source, lambda source=source: record(read_cine(source))))
 
 
 def _describe(cine: Cine) -> dict[str, Any]:

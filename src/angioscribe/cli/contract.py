@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from rich import box
@@ -37,6 +37,7 @@ from angioscribe.errors import AngioscribeError, InputError
 from angioscribe.progress import stderr
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 class ExitCode(IntEnum):
     """How a batch went; the same meaning in every command."""
@@ -65,21 +66,34 @@ def error_record(path: str | Path, problem: str, **extra: Any) -> dict[str, Any]
 
 
 def record_of(path: str | Path, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """`make()`'s record for one input, or the error record of why it could not be made.
+    """`make()`'s record for one input (with its `path`), or the error record of why not."""
+    return records_of(path, lambda: [{"path": str(path), **make()}])[0]
+
+
+def records_of(
+    path: str | Path, make: Callable[[], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """`make()`'s records for one input, or one error record of why they could not be made."""
+    records, error = attempt(path, make)
+    return [error] if error is not None else records  # type: ignore[return-value]
+
+
+def attempt(path: str | Path, work: Callable[[], T]) -> tuple[T | None, dict[str, Any] | None]:
+    """(`work()`'s result, None), or (None, the error record of `path`) when it failed.
 
     This is the batch boundary: an `InputError` (or other deliberate `AngioscribeError`) names
     the problem; anything else is a bug, logged with its traceback and reported as an error
     record, so one input can never take the rest of the batch down with it.
     """
     try:
-        return {"path": str(path), **make()}
+        return work(), None
     except InputError as error:
-        return error_record(path, error.problem)
+        return None, error_record(path, error.problem)
     except AngioscribeError as error:
-        return error_record(path, str(error))
+        return None, error_record(path, str(error))
     except Exception as error:  # the batch boundary: a bug, logged with its traceback
         log.error("unexpected error on %s", path, exc_info=True)
-        return error_record(path, f"unexpected error ({type(error).__name__}: {error})")
+        return None, error_record(path, f"unexpected error ({type(error).__name__}: {error})")
 
 
 def to_json(value: Any) -> str:
@@ -174,34 +188,43 @@ class RecordSink:
 def records_table(
     records: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None
 ) -> Group:
-    """Records as a table that stays readable at 80 columns, failed inputs listed below it.
+    """Records as a table that stays readable at 80 columns, problems listed below it.
 
     Paths are shown relative to their common folder (named below it); long cells fold
-    onto more lines instead of being cut short. Failures are `name: problem` lines under the
-    table, where a sentence has the whole width rather than one narrow column.
+    onto more lines instead of being cut short. Failures (`error`) and `warnings` are
+    `name: problem` lines under the table, where a sentence has the whole width rather than
+    one narrow column.
     """
     paths = [str(record["path"]) for record in records if record.get("path") is not None]
     parent = common_parent(paths)
 
-    def shown(record: dict[str, Any]) -> dict[str, str]:
-        cells = {column: _cell(record.get(column)) for column in (*columns, "path", "error")}
+    def shown(record: dict[str, Any]) -> dict[str, Any]:
+        cells: dict[str, Any] = {column: _cell(record.get(column)) for column in columns}
+        cells.update(path=_cell(record.get("path")), error=_cell(record.get("error")),
+                     warnings=record.get("warnings") or [])
         if parent and cells["path"]:
             cells["path"] = os.path.relpath(os.path.abspath(cells["path"]), parent)
         return cells
 
     done = [shown(record) for record in records if record.get("error") is None]
     failed = [shown(record) for record in records if record.get("error") is not None]
-    table_columns = [column for column in columns if column != "error"]
+    table_columns = [column for column in columns if column not in _LISTED_BELOW]
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     for column in table_columns:  # "primary_angle" as two header lines: narrower column
         table.add_column(column.replace("_", "\n"), overflow="fold")
     for row in done:
         table.add_row(*(row[column] for column in table_columns))
     parts: list[Any] = [table] if done else []
+    parts += [Text(f"warning: {row['path']}: {warning}", style="yellow")
+              for row in done for warning in row["warnings"]]
     parts += [Text(f"failed: {row['path']}: {row['error']}", style="red") for row in failed]
     if parent:
         parts.append(Text(f"(paths relative to {parent})", style="dim"))
     return Group(*parts)
+
+
+# Record fields that are sentences: listed under the table at full width, not as columns.
+_LISTED_BELOW = frozenset({"error", "warnings"})
 
 
 def common_parent(paths: Sequence[str]) -> str | None:
