@@ -233,3 +233,28 @@ def test_drafters_that_read_images_get_the_key_frames_pixels(tmp_path):
     assert draft.text == "saw [(48, 64)]"
     assert np.array_equal(request.key_frames[0].pixels, image)
     assert (draft.path, draft.study, draft.case_id) == ("given/path.png", "study-key", "frame.png")
+
+
+def test_an_analysed_study_becomes_a_request_with_the_segments_side():
+    """Key frames from the chain's choice, with their cine's view; a frame whose segments show
+    the other side than the key-frame classifier takes the segments' side, as its lesions do."""
+    from angioscribe.analyze import CineAnalysis, StudyAnalysis
+    from angioscribe.report.drafting import draft_request
+
+    cine = CineAnalysis("s/cine1.dcm", {}, "LAO Cranial", [], [])
+    study = StudyAnalysis(
+        "s", cines=[cine],
+        keyframes={"keyframes": {"RCA": [{"path": "s/cine1.dcm", "frame": 9}]}, "missing": {}},
+        findings=[{"path": "s/cine1.dcm", "frame": 9, "side": "RCA", "laterality": "LCA",
+                   "stenoses": [{"segment": "13", "confidence": 0.8}, {"segment": None}]}],
+    )
+    request = draft_request(study, "en")
+    assert [(f.path, f.frame, f.side, f.view) for f in request.key_frames] == [
+        ("s/cine1.dcm", 9, "LCA", "LAO Cranial")]
+    assert [(f["segment"], f["views"]) for f in request.findings] == [
+        ("13", [{"path": "s/cine1.dcm", "frame": 9}])]
+    text = TemplateDrafter().draft(request).text
+    assert parse_report(text, "en").stated_laterality == "LCA", text
+    study.keyframes = {"keyframes": {}, "missing": {"LCA": "no LCA injection found"}}
+    with pytest.raises(InputError, match="no key frame to draft from"):
+        draft_request(study, "en")

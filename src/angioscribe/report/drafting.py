@@ -25,11 +25,20 @@ if TYPE_CHECKING:  # annotations only: the analysis module loads the image model
 
 
 def key_frames_of(study: StudyAnalysis) -> list[KeyFrameImage]:
-    """The study's key frames, LCA first, each with the view of its cine (pixels not loaded)."""
+    """The study's key frames, LCA first, each with the view of its cine (pixels not loaded).
+
+    A frame's side is the one its SYNTAX segments show when they show one, else the key-frame
+    classifier's: where the two differ (`side_conflict`), the segments were right on ARCADE val
+    (docs/segmentation.md), and the lesions are named after them, so the draft's injection
+    sentence then agrees with its findings.
+    """
     views = {cine.source: cine.view for cine in study.cines}
+    segment_sides = {(f["path"], f["frame"]): f.get("laterality") for f in study.findings}
     chosen = study.keyframes.get("keyframes", {})
     return [
-        KeyFrameImage(str(record["path"]), int(record["frame"]), side, views.get(record["path"]))
+        KeyFrameImage(str(record["path"]), int(record["frame"]),
+                      segment_sides.get((record["path"], record["frame"])) or side,
+                      views.get(record["path"]))
         for side in ("LCA", "RCA")
         for record in chosen.get(side, [])
     ]
