@@ -107,7 +107,7 @@ def _read(path: Path) -> Cine:
     check_size(pixels, module)
     fields = cine_fields(dataset)
     try:
-        frames = grey_frames(pixels, module, Display(path, dataset, module))
+        frames = _grey_frames(pixels, module, Display(path, dataset, module))
         decoder = "pydicom"
     except DecodeError as error:
         if error.conclusive:
@@ -121,7 +121,7 @@ def _read(path: Path) -> Cine:
     )
 
 
-def grey_frames(pixels: PixelData, module: PixelModule, display: Display) -> np.ndarray:
+def _grey_frames(pixels: PixelData, module: PixelModule, display: Display) -> np.ndarray:
     """(T, H, W) uint8 frames, decoded one at a time straight into the output.
 
     Peak memory is the output plus a frame or two. Deep data without a VOI step needs the
@@ -246,7 +246,7 @@ def _decode_with_dcmtk(
             decoded_pixels = locate_pixel_data(target, decoded)
             check_size(decoded_pixels, decoded_module)
             display = Display(target, decoded, decoded_module)
-            return grey_frames(decoded_pixels, decoded_module, display), tool
+            return _grey_frames(decoded_pixels, decoded_module, display), tool
         except (InputError, DecodeError) as error:
             detail = error.problem if isinstance(error, InputError) else str(error)
             raise InputError(path, f"{problem}; after {tool}: {detail}") from error

@@ -134,10 +134,8 @@ def pixel_module(path: Path, dataset: Dataset) -> PixelModule:
         columns=_whole(path, dataset, "Columns", (1, 2**16 - 1)),
         samples=samples,
         bits_allocated=bits_allocated,
-        bits_stored=_whole(
-            path, dataset, "BitsStored", (1, bits_allocated), default=bits_allocated
-        ),
-        signed=_whole(path, dataset, "PixelRepresentation", (0, 1), default=0) == 1,
+        bits_stored=_whole(path, dataset, "BitsStored", (1, bits_allocated)),
+        signed=_whole(path, dataset, "PixelRepresentation", (0, 1)) == 1,
         photometric=photometric,
         planar_configuration=_whole(path, dataset, "PlanarConfiguration", (0, 1), default=0),
     )
@@ -176,7 +174,7 @@ def _photometric(path: Path, dataset: Dataset, samples: int) -> str:
     except Exception as error:  # a damaged element raises on access
         raise InputError(path, f"PhotometricInterpretation is unreadable: {error}") from error
     if not photometric:
-        photometric = "MONOCHROME2" if samples == 1 else "RGB"
+        raise InputError(path, "PhotometricInterpretation is missing")
     expected = GREY_PHOTOMETRICS if samples == 1 else COLOUR_PHOTOMETRICS
     if photometric not in expected:
         raise InputError(
@@ -210,7 +208,9 @@ class PixelData:
 def locate_pixel_data(path: Path, dataset: Dataset) -> PixelData:
     """The Pixel Data element of a dataset read with `defer_size=DEFER_BYTES`."""
     element = dataset.get_item("PixelData", keep_deferred=True)
-    syntax = UID(str(dataset.file_meta.get("TransferSyntaxUID", "")))
+    syntax = UID(str(dataset.file_meta.get("TransferSyntaxUID") or "").strip())
+    if not syntax.is_transfer_syntax:
+        raise InputError(path, f"unknown transfer syntax {str(syntax)!r} in the file meta")
     value = getattr(element, "value", None)
     if value is not None and not isinstance(value, bytes):
         raise InputError(path, "the Pixel Data element is not binary data")
@@ -325,8 +325,10 @@ class FrameDecoder:
         problem = contradiction(self.syntax, encoded, self._module)
         if problem is not None:
             raise damaged(f"frame {index + 1} of {self._module.frames}: {problem}", True)
-        source = encapsulate([encoded]) if self.syntax.is_encapsulated else encoded
+        if not encoded:
+            raise damaged(f"frame {index + 1} of {self._module.frames} is empty", True)
         try:
+            source = encapsulate([encoded]) if self.syntax.is_encapsulated else encoded
             array, _ = self._decoder.as_array(source, **self._options)
         except Exception as error:  # plugins raise many types on damaged data
             raise self._corrupt(index, error) from error
