@@ -259,12 +259,19 @@ def check_size(pixels: PixelData, module: PixelModule) -> None:
             )
         return
     stored = _native_length(pixels, file_bytes)
-    needed = module.native_frame_bytes() * module.frames
+    frame_bytes = module.native_frame_bytes()
+    needed = frame_bytes * module.frames
     if stored < needed:
         raise InputError(
             path,
             f"truncated or corrupt pixel data: {stored} bytes stored, {module.describe()} "
             f"need {needed}",
+        )
+    if stored - needed >= frame_bytes:  # more than padding: whole frames the header omits
+        raise InputError(
+            path,
+            f"the pixel data holds {stored // frame_bytes} frames of {module.columns}x"
+            f"{module.rows}, the header says {module.frames}",
         )
 
 
