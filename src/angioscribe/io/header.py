@@ -164,7 +164,8 @@ class _GuardedValues:
         raw = self.get(key)
         value = convert(raw)
         if value is None and raw is not None and raw != "":
-            self.warnings.append(f"{key} {shown(raw)} is not a number; left unknown")
+            what = "two numbers" if convert is number_pair else "a number"
+            self.warnings.append(f"{key} {shown(raw)} is not {what}; left unknown")
         elif value is not None and not in_range(name, value):
             low, high = GEOMETRY_RANGES[name]
             self.warnings.append(
