@@ -16,21 +16,18 @@ from rich.logging import RichHandler
 
 from angioscribe.progress import stderr
 
-# Loggers of libraries that report problems our records already describe, or chatter.
-LIBRARY_LOGGERS = ("pydicom", "PIL", "matplotlib", "timm", "torch", "huggingface_hub", "urllib3")
-WARNINGS_LOGGER = "py.warnings"
-
 
 def configure_logging(verbose: bool = False) -> None:
     """Install the handler on the root logger (once; calling again only changes levels)."""
     root = logging.getLogger()
-    if not any(isinstance(handler, _Handler) for handler in root.handlers):
-        root.addHandler(_Handler())
+    handler = next((h for h in root.handlers if isinstance(h, _Handler)), None)
+    if handler is None:
+        handler = _Handler()
+        root.addHandler(handler)
+    handler.library_level = logging.WARNING if verbose else logging.ERROR
     logging.captureWarnings(True)
     warnings.formatwarning = _one_line_warning
     root.setLevel(logging.INFO if verbose else logging.WARNING)
-    for name in (*LIBRARY_LOGGERS, WARNINGS_LOGGER):
-        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)
     logging.getLogger("angioscribe").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
@@ -41,9 +38,20 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
 
 
 class _Handler(RichHandler):
-    """The angioscribe handler: level and logger name, no time or source line."""
+    """The angioscribe handler: level and logger name, no time or source line.
+
+    Every other logger's records (libraries', and Python warnings, which arrive as the
+    `py.warnings` logger) are filtered here, by `library_level`, rather than by setting their
+    loggers' levels: pydicom sets its own logger's level when it is imported, which happens
+    after this handler is installed (commands import it where they read files).
+    """
 
     def __init__(self) -> None:
         super().__init__(console=stderr, show_time=False, show_path=False, markup=False,
                          rich_tracebacks=True, tracebacks_show_locals=False)
         self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        self.library_level = logging.ERROR
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "angioscribe" or record.name.startswith("angioscribe.")
+        return super().filter(record) if ours else record.levelno >= self.library_level

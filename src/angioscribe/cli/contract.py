@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import typer
 from rich import box
@@ -126,35 +126,41 @@ class RecordSink:
     """Where a command's records go, and how its exit code is decided.
 
     Use as a context manager around the loop over inputs. With `as_json` each record is
-    written to stdout at once; otherwise records are kept and shown as one table at the end
-    (also when an exception escapes the loop, so nothing done is lost). Leaving the block
-    normally raises `typer.Exit` with the contract's code.
+    written at once as a JSON line (to stdout, or `stream`, e.g. a JSON-lines file); otherwise
+    records are kept and shown as one table at the end (also when an exception escapes the
+    loop, so nothing done is lost). Leaving the block normally raises `typer.Exit` with the
+    contract's code.
     """
 
     def __init__(
         self,
         as_json: bool,
-        columns: Sequence[str],
+        columns: Sequence[str] = (),
         title: str | None = None,
         console: Console | None = None,
+        stream: TextIO | None = None,
     ) -> None:
         self.as_json = as_json
         self.columns = tuple(columns)
         self.title = title
         self.console = console or Console()
+        self.stream = stream
         self.records: list[dict[str, Any]] = []
         self.done = 0
         self.failed = 0
 
-    def emit(self, record: dict[str, Any]) -> None:
-        """Count one input's record and print it now (`--json`) or keep it for the table."""
+    def emit(self, record: dict[str, Any], inputs: int = 1) -> None:
+        """Print a record now (`--json`) or keep it for the table, and count the `inputs` it
+        accounts for: 1 for an input's record, 0 for a further record of the same input (a
+        frame's scores, a table row), n for a result made of n inputs (a study's cines)."""
         if record.get("error") is not None:
-            self.failed += 1
+            self.failed += inputs
         else:
-            self.done += 1
+            self.done += inputs
         if self.as_json:
-            sys.stdout.write(to_json(record) + "\n")
-            sys.stdout.flush()
+            stream = self.stream or sys.stdout
+            stream.write(to_json(record) + "\n")
+            stream.flush()
         else:
             self.records.append(record)
 

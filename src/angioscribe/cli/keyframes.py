@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from angioscribe.cli.contract import ExitCode, RecordSink, error_record, finish, records_of
-from angioscribe.cli.output import progress, stderr, to_json
+from angioscribe.cli.contract import ExitCode, RecordSink, error_record, records_of
+from angioscribe.cli.output import progress, stderr
 
 if TYPE_CHECKING:
     from angioscribe.keyframes.classify import KeyframeClassifier
@@ -72,20 +72,14 @@ def classify(
 
     classifier = _load_classifier(model)
     sources = _classify_sources(find_inputs(paths), folders)
-    done = failed = 0
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as handle:
+    with out.open("w", encoding="utf-8") as handle, RecordSink(True, stream=handle) as sink:
         for source in progress(sources, "Classifying", total=len(sources)):
             records = records_of(source, lambda source=source: [
                 score.to_record() for score in classify_cine(classifier, read_cine(source))])
-            handle.writelines(to_json(record) + "\n" for record in records)
-            handle.flush()
-            if "error" in records[0]:
-                failed += 1
-            else:
-                done += 1
-    stderr.print(f"wrote {out} ({done} of {len(sources)} inputs classified)")
-    finish(done, failed)
+            for position, record in enumerate(records):
+                sink.emit(record, inputs=int(position == 0))
+        stderr.print(f"wrote {out} ({sink.done} of {len(sources)} inputs classified)")
 
 
 def _classify_sources(sources: list[Path], folders: FolderKind) -> list[Path]:
@@ -139,11 +133,11 @@ def keyframes(
             result = select_keyframes(study, classifier, per_side=per_side)
             result.missing = missing_with_unread(result.missing, len(unread))
             if as_json:
-                sink.emit(result.to_dict())
+                sink.emit(result.to_dict(), inputs=len(study.cines))
                 continue
             stderr.print(f"study {result.study}: {len(result.scored)} candidate frames scored")
-            for row in _keyframe_rows(result):
-                sink.emit(row)
+            for position, row in enumerate(_keyframe_rows(result)):
+                sink.emit(row, inputs=len(study.cines) if position == 0 else 0)
 
 
 def _read_study_folder(folder: Path) -> tuple[list[Study], list[dict[str, Any]]]:
