@@ -258,3 +258,9 @@ def test_an_analysed_study_becomes_a_request_with_the_segments_side():
     study.keyframes = {"keyframes": {}, "missing": {"LCA": "no LCA injection found"}}
     with pytest.raises(InputError, match="no key frame to draft from"):
         draft_request(study, "en")
+
+
+def test_the_plan_counts_a_segment_seen_twice_with_its_worst_value():
+    twice = [{"segment": "11", "stenosis_percent": 90}, {"segment": "11", "stenosis_percent": 30}]
+    assert treatment_plan(twice).recommendation == "pci"
+    assert treatment_plan(twice[::-1]).recommendation == "pci"

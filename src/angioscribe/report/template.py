@@ -112,7 +112,11 @@ def treatment_plan(findings: Iterable[Mapping[str, Any]]) -> TreatmentPlan:
     declaring the study free of significant disease.
     """
     findings = list(findings)
-    stenosis = {str(f["segment"]): stated_percent(f) for f in findings}
+    stenosis: dict[str, int | None] = {}
+    for finding in findings:  # a segment seen in several views counts with its worst value
+        number, percent = str(finding["segment"]), stated_percent(finding)
+        if stenosis.get(number) is None or (percent or 0) > (stenosis[number] or 0):
+            stenosis[number] = percent
     recommendation = recommend(stenosis)
     territories = significant_territories(stenosis)
     ordered = tuple(t for t in ("LM", "LAD", "LCX", "RCA") if t in territories)
