@@ -23,6 +23,7 @@ from angioscribe.cli.contract import (
     records_table,
     to_json,
 )
+from angioscribe.cli.segment import NO_IMAGES
 
 
 def test_to_json_never_writes_nan_or_infinity():
@@ -195,7 +196,7 @@ def test_segment_refuses_a_folder_without_images(shared_data: Path, tmp_path: Pa
     empty.mkdir()
     code, results = segment(empty, tmp_path / "b.json")
     assert code == ExitCode.NOTHING_DONE
-    assert results["errors"] == [{"path": str(empty), "error": "no images to segment"}]
+    assert results["errors"] == [{"path": str(empty), "error": NO_IMAGES}]
 
 
 def test_the_command_line_starts_without_heavy_libraries():

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_MODELS = {"syntax": "syntax-seg", "stenosis": "stenosis-seg"}
 NOT_AN_IMAGE = ("not an image: `segment` takes frame images (PNG, JPEG, BMP, TIFF); "
                 "DICOM and video cines are not segmented")
+NO_IMAGES = "no images to segment: the folder holds no files"
 
 
 def segment(
@@ -53,7 +54,7 @@ def segment(
     images, regions, errors = [], [], []
     files = _input_files(image_dir) if image_dir.is_dir() else []
     if not files:
-        errors.append(error_record(image_dir, "no images to segment" if image_dir.is_dir()
+        errors.append(error_record(image_dir, NO_IMAGES if image_dir.is_dir()
                                    else "not a folder of images"))
     for position, path in progress(list(enumerate(files, start=1)), f"segmenting ({task.value})"):
         segmented, error = attempt(path, lambda path=path, position=position: _segment_file(
