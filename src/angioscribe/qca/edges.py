@@ -6,8 +6,8 @@ centre line point a grey-level profile is sampled perpendicular to the vessel (b
 scipy's `map_coordinates`), averaged with its neighbours along the vessel against noise. On
 each side the edge is where the profile climbs half-way from the lumen's darkest level to that
 side's background (the half-maximum criterion), interpolated between samples. The mask guides
-the search: the background is read just outside the mask's edge and an edge is sought no
-further than a few pixels beyond it, so a neighbouring vessel is never taken for the lumen.
+the search: an edge is sought no further than EDGE_GUARD_PX beyond the mask's edge and the
+background is read just outside that, so a neighbouring vessel is never taken for the lumen.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from scipy import ndimage
 from angioscribe.qca.centreline import VesselPath
 
 SAMPLE_STEP_PX = 0.25
-# An edge is sought at most this far beyond the mask's edge (or the lesion's, for a tight one).
-EDGE_GUARD_PX = 3.0
-# Below this half-width (a mask broken by a tight stenosis) the search still spans this much.
-MIN_SEARCH_HALF_PX = 3.0
+# An edge is sought at most this far beyond the mask's edge: the mask's own uncertainty. Where
+# a tight stenosis breaks the mask, the lumen is thinner than the mask can see, and its edges
+# are sought within this distance of the centre line.
+EDGE_GUARD_PX = 1.5
 # Background is read over this band outside the searched part of the profile.
 BACKGROUND_BAND_PX = 3.0
 # Profiles averaged along the vessel (each with its neighbours) before edges are sought.
-PROFILES_AVERAGED = 5
+PROFILES_AVERAGED = 9
 # Fraction of the way from lumen minimum to background where the edge lies.
 EDGE_LEVEL = 0.5
 
@@ -40,7 +40,7 @@ def mask_diameters(vessel: np.ndarray, points: np.ndarray) -> np.ndarray:
 def edge_diameters(frame: np.ndarray, path: VesselPath, mask_width: np.ndarray
                    ) -> np.ndarray:
     """Lumen diameter (px) at each centre line point from sub-pixel edges on grey profiles."""
-    half = np.maximum(mask_width / 2.0, MIN_SEARCH_HALF_PX) + EDGE_GUARD_PX
+    half = mask_width / 2.0 + EDGE_GUARD_PX
     reach = float(half.max()) + BACKGROUND_BAND_PX
     offsets = np.arange(-reach, reach + SAMPLE_STEP_PX / 2, SAMPLE_STEP_PX)
     where = path.points[:, :, None] + path.normals[:, :, None] * offsets[None, None, :]

@@ -30,7 +30,7 @@ SEARCH_PX = 15.0
 # Points this close to the lesion region (px) are neither lesion nor healthy reference.
 LESION_MARGIN_PX = 3.0
 # Smoothing of the diameter profile along the vessel (Gaussian sigma, px).
-PROFILE_SMOOTHING_PX = 1.0
+PROFILE_SMOOTHING_PX = 2.0
 # The lesion is where the diameter stays below this fraction of the reference.
 LENGTH_FRACTION = 0.85
 # A vessel ending within this many pixels beyond the lesion region ends at the lesion.
@@ -45,13 +45,17 @@ Grade = str  # "mild", "moderate", "severe" or "occluded"
 @dataclass(frozen=True)
 class DiameterProfile:
     """The measured vessel, for figures: centre line (N, 2) (row, col) in frame pixels, arc
-    length, mask width, sub-pixel diameter (smoothed) and the interpolated reference (px)."""
+    length, mask width, sub-pixel diameter (smoothed) and the interpolated reference (px);
+    which points lie in the lesion region (where the MLD is sought) and which are healthy
+    reference; the MLD's index and the lesion's first and last index."""
 
     centreline: np.ndarray
     arc_px: np.ndarray
     mask_width_px: np.ndarray
     diameter_px: np.ndarray
     reference_px: np.ndarray
+    in_lesion: np.ndarray
+    healthy: np.ndarray
     mld_index: int
     lesion_span: tuple[int, int]
 
@@ -61,6 +65,7 @@ class DiameterProfile:
                 "mask_width_px": np.round(self.mask_width_px, 2).tolist(),
                 "diameter_px": np.round(self.diameter_px, 2).tolist(),
                 "reference_px": np.round(self.reference_px, 2).tolist(),
+                "in_lesion": self.in_lesion.tolist(), "healthy": self.healthy.tolist(),
                 "mld_index": self.mld_index, "lesion_span": list(self.lesion_span)}
 
 
@@ -141,8 +146,11 @@ def measure_lesion(frame: np.ndarray, vessel: np.ndarray, lesion: np.ndarray,
 def _window(vessel: np.ndarray, lesion: np.ndarray) -> tuple[tuple[slice, slice], float]:
     """The part of the frame that can matter, and the reference stretch to measure on each
     side: a few diameters of the widest vessel near the lesion. The window is the lesion's
-    box widened by that stretch, so skeleton and profiles cover a few thousand pixels."""
+    box widened by that stretch, so skeleton and profiles cover a few thousand pixels.
+    Raises NoVesselError when no vessel pixel lies within SEARCH_PX of the lesion."""
     near = _grown_box(lesion, SEARCH_PX)
+    if not (vessel[near] & (ndimage.distance_transform_edt(~lesion[near]) <= SEARCH_PX)).any():
+        raise NoVesselError(f"no vessel within {SEARCH_PX:.0f} px of the lesion")
     widest = 2.0 * float(ndimage.distance_transform_edt(vessel[near]).max(initial=0.0))
     reach = max(REACH_DIAMETERS * widest, MIN_REACH_PX)
     return _grown_box(lesion, reach + SEARCH_PX + 2 * widest), reach
@@ -171,14 +179,14 @@ def _measurement(path: VesselPath, origin: np.ndarray, width: np.ndarray,
     else:
         candidates = np.flatnonzero(inside)
         mld_index = int(candidates[np.argmin(diameters[candidates])])
-    reference = _interpolated_reference(arc, diameters, healthy)
+    reference = interpolated_reference(arc, diameters, healthy)
     mld = float(diameters[mld_index])
     ref = float(reference[mld_index])
     percent = 100.0 if cto else float(np.clip(100.0 * (1.0 - mld / max(ref, 1e-6)), 0, 100))
     span = _lesion_span(diameters, reference, mld_index)
     length = None if cto else float(span[1] - span[0] + 1)
-    profile = DiameterProfile(path.points + origin, arc, width, diameters, reference,
-                              mld_index, span)
+    profile = DiameterProfile(path.points + origin, arc, width, diameters, reference, inside,
+                              healthy, mld_index, span)
 
     def mm(value: float | None) -> float | None:
         return None if value is None or mm_per_px is None else value * mm_per_px
@@ -187,7 +195,7 @@ def _measurement(path: VesselPath, origin: np.ndarray, width: np.ndarray,
                              mm(ref), mm(length), profile)
 
 
-def _interpolated_reference(arc: np.ndarray, diameters: np.ndarray, healthy: np.ndarray
+def interpolated_reference(arc: np.ndarray, diameters: np.ndarray, healthy: np.ndarray
                             ) -> np.ndarray:
     """Reference diameter along the path: a Theil-Sen line through the healthy diameters on
     both sides of the lesion; their median when they lie on one side only (a line through
