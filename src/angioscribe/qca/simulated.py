@@ -27,7 +27,9 @@ OUTLINE_PROFILE = 0.3
 
 @dataclass(frozen=True)
 class SimulatedLesion:
-    """A lesion in one view's frame: truth, the frame, the vessel and lesion masks, scale."""
+    """A lesion in one view's frame: truth, the frame, the vessel and lesion masks, scale, and
+    `crossed`: the share of vessel pixels in the outline that belong to another vessel (one
+    crossing or overlapping it in this projection; a QCA reader would pick another view)."""
 
     lesion: Lesion
     view: SimulatedView
@@ -36,6 +38,7 @@ class SimulatedLesion:
     vessel: np.ndarray
     outline: np.ndarray
     mm_per_px: float | None
+    crossed: float
 
 
 def view_lesions(study: SimulatedStudy, view: SimulatedView,
@@ -43,17 +46,21 @@ def view_lesions(study: SimulatedStudy, view: SimulatedView,
     """The study's lesions on the injected side of `view`, in its best frame (or
     `frame_index`), that project inside the frame beside an opacified vessel."""
     index = view.best_frame if frame_index is None else frame_index
-    vessel = view.cine.masks[index] > 0
+    codes = view.cine.masks[index]
+    vessel = codes > 0
     scale = mm_per_pixel((view.arm.pixel_spacing_mm,) * 2, view.arm.sid_mm, view.arm.sod_mm)
     found = []
     for lesion in study.lesions:
-        name, centre = lesion_centre(study.anatomy, lesion.segment, lesion.position)
+        name, _ = lesion_centre(study.anatomy, lesion.segment, lesion.position)
         if study.anatomy.vessel(name).laterality != view.laterality:
             continue
         outline = lesion_outline(study, view, lesion, index)
-        if outline.any() and (outline & vessel).any():
-            found.append(SimulatedLesion(lesion, view, index, view.cine.frames[index], vessel,
-                                         outline, scale))
+        if not (outline & vessel).any():
+            continue
+        inside = codes[outline & vessel]
+        own = np.isin(inside, study.anatomy.vessel(name).segment_code)
+        found.append(SimulatedLesion(lesion, view, index, view.cine.frames[index], vessel,
+                                     outline, scale, float(1.0 - own.mean())))
     return found
 
 
