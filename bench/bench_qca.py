@@ -7,7 +7,9 @@ with the simulator's vessel mask and the lesion's outline (`qca.simulated`). Eac
 timed REPEATS times and its fastest run kept (the machine is shared, so slower runs measure
 other people's jobs); the median over lesions is the number to compare with the target.
 Accuracy comes with a 95 % bootstrap CI resampling studies, and split by what makes QCA
-hard: small vessels, another vessel crossing the lesion in that view, the grade.
+hard: small vessels, another vessel crossing the lesion in that view, a lesion seen obliquely
+(foreshortened), the grade. "Clear views" are those a QCA reader would choose: no crossing
+vessel and at least FORESHORTENED of the lesion's length in the image plane.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ VIEWS = (2, 1)
 REPEATS = 5
 SMALL_VESSEL_PX = 9.0  # reference diameter below this: a side branch or distal vessel
 CROSSED = 0.05  # share of the outline's vessel pixels from another vessel
+FORESHORTENED = 0.7  # projected over true lesion length below this: seen obliquely
 
 
 def fastest(item: SimulatedLesion) -> tuple[float, LesionMeasurement]:
@@ -69,6 +72,7 @@ def main() -> None:
                              "cto_truth": item.lesion.cto, "cto": result.cto,
                              "reference_px": round(result.reference_px, 2),
                              "crossed": round(item.crossed, 2),
+                             "in_plane": round(item.in_plane, 2),
                              "length_mm": result.length_mm, "length_mm_truth":
                              item.lesion.length_mm, "ms": round(1000 * wall, 1)})
     graded = [row for row in rows if not row["cto_truth"]]
@@ -86,7 +90,10 @@ def main() -> None:
                                            2),
         "stenosis_bias": round(float(np.mean([r["error"] for r in graded])), 2),
         "stenosis": mae(graded),
+        "stenosis_clear_views": mae([r for r in graded if r["crossed"] <= CROSSED
+                                     and r["in_plane"] >= FORESHORTENED]),
         "stenosis_not_crossed": mae([r for r in graded if r["crossed"] <= CROSSED]),
+        "stenosis_foreshortened": mae([r for r in graded if r["in_plane"] < FORESHORTENED]),
         "stenosis_crossed": mae([r for r in graded if r["crossed"] > CROSSED]),
         "stenosis_reference_ge_9px": mae([r for r in graded
                                           if r["reference_px"] >= SMALL_VESSEL_PX]),

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage, stats
+from skimage.morphology import remove_small_holes
 
 from angioscribe.qca.centreline import NoVesselError, VesselPath, lesion_path
 from angioscribe.qca.edges import edge_diameters, mask_diameters
@@ -29,6 +30,8 @@ MIN_REACH_PX = 20.0
 SEARCH_PX = 15.0
 # Points this close to the lesion region (px) are neither lesion nor healthy reference.
 LESION_MARGIN_PX = 3.0
+# Holes up to this area (px) in a vessel mask are filled: a skeleton would loop around them.
+MASK_HOLE_PX = 16
 # Smoothing of the diameter profile along the vessel (Gaussian sigma, px).
 PROFILE_SMOOTHING_PX = 2.0
 # The lesion is where the diameter stays below this fraction of the reference.
@@ -130,7 +133,8 @@ def measure_lesion(frame: np.ndarray, vessel: np.ndarray, lesion: np.ndarray,
     if not lesion.any():
         raise NoVesselError("the lesion region is empty")
     box, reach = _window(vessel, lesion)
-    window_vessel, window_lesion = vessel[box], lesion[box]
+    window_vessel = remove_small_holes(vessel[box], max_size=MASK_HOLE_PX)
+    window_lesion = lesion[box]
     path = lesion_path(window_vessel, window_lesion, reach, SEARCH_PX)
     if len(path.points) < 3:
         raise NoVesselError("the vessel's centre line near the lesion is a few pixels long")

@@ -29,7 +29,9 @@ OUTLINE_PROFILE = 0.3
 class SimulatedLesion:
     """A lesion in one view's frame: truth, the frame, the vessel and lesion masks, scale, and
     `crossed`: the share of vessel pixels in the outline that belong to another vessel (one
-    crossing or overlapping it in this projection; a QCA reader would pick another view)."""
+    crossing or overlapping it in this projection), and `in_plane`: the lesion's projected
+    length over its true length (1 in the image plane, near 0 seen end-on). A QCA reader
+    would measure either kind of lesion in another view."""
 
     lesion: Lesion
     view: SimulatedView
@@ -39,6 +41,7 @@ class SimulatedLesion:
     outline: np.ndarray
     mm_per_px: float | None
     crossed: float
+    in_plane: float
 
 
 def view_lesions(study: SimulatedStudy, view: SimulatedView,
@@ -54,19 +57,20 @@ def view_lesions(study: SimulatedStudy, view: SimulatedView,
         name, _ = lesion_centre(study.anatomy, lesion.segment, lesion.position)
         if study.anatomy.vessel(name).laterality != view.laterality:
             continue
-        outline = lesion_outline(study, view, lesion, index)
+        outline, in_plane = lesion_outline(study, view, lesion, index)
         if not (outline & vessel).any():
             continue
         inside = codes[outline & vessel]
         own = np.isin(inside, study.anatomy.vessel(name).segment_code)
         found.append(SimulatedLesion(lesion, view, index, view.cine.frames[index], vessel,
-                                     outline, scale, float(1.0 - own.mean())))
+                                     outline, scale, float(1.0 - own.mean()), in_plane))
     return found
 
 
 def lesion_outline(study: SimulatedStudy, view: SimulatedView, lesion: Lesion,
-                   frame_index: int) -> np.ndarray:
-    """(H, W) bool: the lesion's stretch of vessel in the frame, as wide as the healthy lumen."""
+                   frame_index: int) -> tuple[np.ndarray, float]:
+    """(H, W) bool: the lesion's stretch of vessel in the frame, as wide as the healthy lumen;
+    and how much of the stretch's length the projection keeps."""
     name, centre = lesion_centre(study.anatomy, lesion.segment, lesion.position)
     vessel = study.anatomy.vessel(name)
     along = arc_length(vessel.points)
@@ -77,6 +81,9 @@ def lesion_outline(study: SimulatedStudy, view: SimulatedView, lesion: Lesion,
     _, _, magnification = view.arm.project(vessel.points[centre])
     radius_px = vessel.radius_mm[centre] * magnification / view.arm.pixel_spacing_mm
     outline = np.zeros((view.arm.pixels,) * 2, dtype=np.uint8)
-    points = np.round(np.stack([cols[0], rows[0]], axis=1)).astype(np.int32)
-    cv2.polylines(outline, [points], False, 1, thickness=max(int(round(2 * radius_px)), 1))
-    return outline.astype(bool)
+    points = np.stack([cols[0], rows[0]], axis=1)
+    cv2.polylines(outline, [np.round(points).astype(np.int32)], False, 1,
+                  thickness=max(int(round(2 * radius_px)), 1))
+    projected_mm = arc_length(points)[-1] * view.arm.pixel_spacing_mm / magnification
+    return outline.astype(bool), float(projected_mm / max(arc_length(vessel.points[stretch])[-1],
+                                                          1e-6))
