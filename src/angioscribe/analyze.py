@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,9 +103,12 @@ def analyze_paths(
     on it) is recorded in its study's `errors` and the rest goes on. Figures are written as
     each cine finishes, and `checkpoint(studies)` is called after every cine and every study
     (the CLI writes analysis.json there), so a batch that dies late keeps what it did.
+    Models are loaded when the first input needs them (none when nothing can be read), and
+    outside the per-input guard: a model that does not load stops the run, it is no input's
+    fault.
     """
-    classifier = classifier or KeyframeClassifier.load()
-    segmenters = segmenters or Segmenters.load()
+    load_classifier = _first_use(classifier, KeyframeClassifier.load)
+    load_segmenters = _first_use(segmenters, Segmenters.load)
     studies: dict[str, StudyAnalysis] = {}
     better_frames: dict[tuple[str, int], np.ndarray] = {}
     save = checkpoint or (lambda _: None)
@@ -118,15 +122,28 @@ def analyze_paths(
                 problem = result.error.problem if result.error else "not read"
                 study.errors.append({"path": str(source), "error": problem})
             else:
-                analysis = _attempt(study, source, lambda cine=result.cine: _analyze_source(
-                    cine, classifier, min_gap, out_dir, better_frames))
+                analysis = _attempt(study, source, partial(
+                    _analyze_source, result.cine, load_classifier(), min_gap, out_dir,
+                    better_frames))
                 study.cines += [analysis] if analysis else []
             save(list(studies.values()))
-    for study in studies.values():
-        _attempt(study, study.key,
-                 lambda study=study: _choose_keyframes(study, better_frames, segmenters, out_dir))
+    for study in (study for study in studies.values() if study.cines):
+        _attempt(study, study.key, partial(
+            _choose_keyframes, study, better_frames, load_segmenters(), out_dir))
         save(list(studies.values()))
     return list(studies.values())
+
+
+def _first_use(given: T | None, load: Callable[[], T]) -> Callable[[], T]:
+    """A getter for `given`, or for what `load()` returns, called once on first use."""
+    loaded: list[T] = [] if given is None else [given]
+
+    def get() -> T:
+        if not loaded:
+            loaded.append(load())
+        return loaded[0]
+
+    return get
 
 
 def _analyze_source(
@@ -175,8 +192,6 @@ def _choose_keyframes(
     out_dir: Path,
 ) -> None:
     """The study's key frames per side from all its cines' scores, their findings, figures."""
-    if not study.cines:
-        return
     scored = [score for cine in study.cines for score in cine.frame_scores]
     chosen = choose_keyframes(study.key, scored)
     record = chosen.to_dict()

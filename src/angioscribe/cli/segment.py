@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from fnmatch import fnmatch
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -48,17 +49,22 @@ def segment(
     Inputs that fail are listed in the file's `errors` (`path`, `error`). Exit code 0 when
     every file was segmented, 1 when some failed, 3 when none was.
     """
+    from angioscribe.models.segmenter import IMAGE_SUFFIXES
     from angioscribe.regions import coco_results
 
-    segmenter = _load_segmenter(model or DEFAULT_MODELS[task.value], task, tile, tta)
     images, regions, errors = [], [], []
     files = _input_files(image_dir) if image_dir.is_dir() else []
     if not files:
         errors.append(error_record(image_dir, NO_IMAGES if image_dir.is_dir()
                                    else "not a folder of images"))
+    is_image = [path.suffix.lower() in IMAGE_SUFFIXES for path in files]
+    segmenter = (_load_segmenter(model or DEFAULT_MODELS[task.value], task, tile, tta)
+                 if any(is_image) else None)  # a refusal needs no model
     for position, path in progress(list(enumerate(files, start=1)), f"segmenting ({task.value})"):
-        segmented, error = attempt(path, lambda path=path, position=position: _segment_file(
-            segmenter, path, position))
+        if segmenter is None or not is_image[position - 1]:
+            errors.append(error_record(path, NOT_AN_IMAGE))
+            continue
+        segmented, error = attempt(path, partial(_segment_file, segmenter, path, position))
         if segmented is None:
             errors.append(error)
             continue
@@ -108,11 +114,8 @@ def _segment_file(segmenter: Segmenter, path: Path, position: int
                   ) -> tuple[dict[str, Any], list[Any]]:
     """(COCO image record, regions) of one file; its id is the numeric file stem where it is
     one (ARCADE's convention), else its position in the folder."""
-    from angioscribe.errors import InputError
-    from angioscribe.models.segmenter import IMAGE_SUFFIXES, read_grey
+    from angioscribe.models.segmenter import read_grey
 
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise InputError(path, NOT_AN_IMAGE)
     frame = read_grey(path)
     record = {"id": int(path.stem) if path.stem.isdigit() else position,
               "file_name": path.name, "width": int(frame.shape[1]), "height": int(frame.shape[0])}
