@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from angioscribe.frames import candidate_frames, frame_statistics, local_extrema, opacification
+from angioscribe.frames import (
+    BLOCK_FRAMES,
+    candidate_frames,
+    frame_statistics,
+    local_extrema,
+    opacification,
+)
 
 
 def contrast_cine(n_frames: int = 40, peak: int = 20, size: int = 64) -> np.ndarray:
@@ -23,6 +29,17 @@ def test_frame_statistics_match_numpy_per_frame():
     assert mean.shape == var.shape == (len(cine),)
     assert mean[7] == pytest.approx(cine[7].astype(float).mean())
     assert var[7] == pytest.approx(cine[7].astype(float).var())
+
+
+def test_statistics_of_a_cine_longer_than_a_block_match_per_frame():
+    """Blocks must join without a gap or overlap: every frame's numbers are its own."""
+    cine = contrast_cine(n_frames=2 * BLOCK_FRAMES + 5, peak=BLOCK_FRAMES + 3)
+    mean, var = frame_statistics(cine)
+    as_float = cine.reshape(len(cine), -1).astype(float)
+    np.testing.assert_allclose(mean, as_float.mean(axis=1))
+    np.testing.assert_allclose(var, as_float.var(axis=1), rtol=1e-6)
+    per_frame = [opacification(cine[i : i + 1])[0] for i in range(len(cine))]
+    np.testing.assert_allclose(opacification(cine), per_frame, rtol=1e-6)
 
 
 def test_local_extrema_on_known_series():
