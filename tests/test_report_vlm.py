@@ -277,6 +277,12 @@ def test_train_report_command_trains_resumes_and_exports_a_drafter(backbones, tm
     assert export["train_studies"] == 4 and export["val_studies"] == 2
     drafter = drafter_from_source(str(artifact), "en")
     assert isinstance(drafter, VLMDrafter)
+    vocabulary = set(read_artifact_entry(artifact).config["target_vocabulary"])
+    assert drafter.model.tokenizer.eos_token_id in vocabulary
+    assert len(vocabulary) < len(drafter.model.tokenizer) // 2
+    prompt = _batch(drafter.model, target=None)
+    assert set(drafter.model.generate(prompt["input_ids"], prompt["pixel_values"],
+                                      prompt["frame_mask"], prompt["clues"])) <= vocabulary
     draft = drafter.draft(DraftRequest(study="s9", lang="en", key_frames=_frames(3),
                                        findings=FINDINGS))
     assert draft.model == "angio-vlm-270m-en" and draft.lang == "en"

@@ -60,6 +60,10 @@ class VLMConfig:
     `backbone_dtype` is how the frozen backbone is held: in bfloat16 it runs under bf16
     autocast (the trained tensors stay fp32), which halves its memory and spares the CPU a
     cast of every weight in every step.
+    `target_vocabulary` (filled by training: the token ids of the training targets and the
+    stop tokens) limits greedy decoding to the words reports are written in; the output
+    projection over Gemma's 262k-token vocabulary is then no longer the largest cost of a
+    decoding step. Empty: the whole vocabulary.
     """
 
     backbone: str = GEMMA3_270M
@@ -79,6 +83,7 @@ class VLMConfig:
     max_length: int = 320
     max_clinical_tokens: int = 96
     max_new_tokens: int = 96
+    target_vocabulary: tuple[int, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VLMConfig:
@@ -89,8 +94,9 @@ class VLMConfig:
         values = dict(data)
         if values.get("backbone_dtype", "bfloat16") not in ("bfloat16", "float32"):
             raise InputError("model_config", "backbone_dtype must be bfloat16 or float32")
-        if "lora_targets" in values:
-            values["lora_targets"] = tuple(values["lora_targets"])
+        for key in ("lora_targets", "target_vocabulary"):
+            if key in values:
+                values[key] = tuple(values[key])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -286,23 +292,41 @@ class ReportVLM(nn.Module):
     def generate(self, input_ids: torch.Tensor, pixel_values: torch.Tensor,
                  frame_mask: torch.Tensor, clues: torch.Tensor,
                  max_new_tokens: int | None = None) -> list[int]:
-        """Greedy decoding of one prompt (batch of 1) with the KV cache; the new token ids."""
-        stop, tokens = _stop_ids(self), []
+        """Greedy decoding of one prompt (batch of 1) with the KV cache, over the target
+        vocabulary when the config has one; the new token ids. Logit soft-capping is
+        monotonic, so the argmax needs none."""
+        stop, tokens = self.stop_ids(), []
+        weight = self.base().lm_head.weight
+        vocabulary = (torch.tensor(self.config.target_vocabulary)
+                      if self.config.target_vocabulary else None)
+        output_rows = weight if vocabulary is None else weight[vocabulary]
+        decoder = self.base().model
         with self.autocast():
             embeds = self.embed(input_ids, pixel_values, frame_mask, clues)
             mask = torch.ones_like(input_ids)
-            output = self.lm(inputs_embeds=embeds, attention_mask=mask, use_cache=True,
-                             logits_to_keep=1, **self.token_types(input_ids, None))
+            output = decoder(inputs_embeds=embeds, attention_mask=mask, use_cache=True,
+                             **self.token_types(input_ids, None))
             for _ in range(max_new_tokens or self.config.max_new_tokens):
-                token = int(output.logits[0, -1].argmax())
+                best = int(F.linear(output.last_hidden_state[0, -1], output_rows).argmax())
+                token = best if vocabulary is None else int(vocabulary[best])
                 if token in stop:
                     break
                 tokens.append(token)
                 mask = torch.cat([mask, mask.new_ones((1, 1))], dim=1)
-                output = self.lm(input_ids=torch.tensor([[token]]), attention_mask=mask,
-                                 past_key_values=output.past_key_values, use_cache=True,
-                                 logits_to_keep=1)
+                output = decoder(input_ids=torch.tensor([[token]]), attention_mask=mask,
+                                 past_key_values=output.past_key_values, use_cache=True)
         return tokens
+
+    def stop_ids(self) -> set[int]:
+        """The tokens that end a draft: EOS, the generation config's, Gemma's end of turn."""
+        stop = {self.tokenizer.eos_token_id}
+        generation = getattr(self.base(), "generation_config", None)
+        extra = getattr(generation, "eos_token_id", None) if generation is not None else None
+        stop.update(extra if isinstance(extra, list) else [extra])
+        end_of_turn = self.tokenizer.convert_tokens_to_ids("<end_of_turn>")
+        if end_of_turn != self.tokenizer.unk_token_id:
+            stop.add(end_of_turn)
+        return {token for token in stop if token is not None}
 
     def for_inference(self, dtype: torch.dtype = torch.bfloat16) -> ReportVLM:
         """LoRA merged into the weights and the language side in `dtype`: about twice as fast
@@ -313,17 +337,6 @@ class ReportVLM(nn.Module):
             if part is not None:
                 part.to(dtype)
         return self.eval()
-
-
-def _stop_ids(model: ReportVLM) -> set[int]:
-    stop = {model.tokenizer.eos_token_id}
-    generation = getattr(model.base(), "generation_config", None)
-    extra = getattr(generation, "eos_token_id", None) if generation is not None else None
-    stop.update(extra if isinstance(extra, list) else [extra])
-    end_of_turn = model.tokenizer.convert_tokens_to_ids("<end_of_turn>")
-    if end_of_turn != model.tokenizer.unk_token_id:
-        stop.add(end_of_turn)
-    return {token for token in stop if token is not None}
 
 
 def _token_id(tokenizer: Any, token: str) -> int:

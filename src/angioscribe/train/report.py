@@ -113,6 +113,16 @@ class ReportCorpus:
         return self._frames[key]
 
 
+def target_vocabulary(model: ReportVLM, records: list[dict[str, Any]]) -> tuple[int, ...]:
+    """The token ids the training targets are written in (as `encode_prompt` cuts them) and
+    the stop tokens: the words a trained drafter decodes from."""
+    ids = set(model.stop_ids())
+    for record in records:
+        ids.update(model.tokenizer(" " + record["target"].strip(),
+                                   add_special_tokens=False)["input_ids"])
+    return tuple(sorted(ids))
+
+
 def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The batch cut to its longest sequence: padding to `max_length` costs no compute."""
     length = int(batch["attention_mask"].sum(1).max())
@@ -143,6 +153,8 @@ class ReportTraining:
         val = read_corpus(config.corpus, config.lang, "val")[: config.val_limit]
         if not train:
             raise InputError(config.corpus, f"no {config.lang!r} train records")
+        self.model.config = replace(self.model.config,
+                                    target_vocabulary=target_vocabulary(self.model, train))
         self.train_set = ReportCorpus(train, root, self.model)
         self.val_set = ReportCorpus(val, root, self.model)
         self.batch_size = config.batch_size
@@ -167,8 +179,8 @@ def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
     """The best (else last) checkpoint as an adapter file with its model card, and the time
     one draft takes with the merged bf16 weights."""
     torch.set_num_threads(config.threads)
-    entry = training_entry(config)
     task = ReportTraining(config)
+    entry = replace(training_entry(config), config=task.model.config.to_dict())
     checkpoint = Path(checkpoint or export_checkpoint(Path(config.out_dir)))
     state = load_model_weights(checkpoint, task.model)
     task.model.eval()
