@@ -253,10 +253,12 @@ class ReportVLM(nn.Module):
             return {"token_type_ids": suffix.long()}
         return {}
 
-    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Cross-entropy on the target tokens only (labels -100 elsewhere), plus the weighted
-        consistency term. Logits are computed at the target positions only: the vocabulary
-        is 262k wide and most positions are prompt."""
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss: cross-entropy on the target tokens only (labels -100 elsewhere),
+        plus the weighted consistency term. Logits are computed at the target positions only:
+        the vocabulary is 262k wide and most positions are prompt. (The loss is the forward
+        pass so that DDP wrappers see it.)"""
+        batch = {key: value.to(self.device) for key, value in batch.items()}
         labels = batch["labels"]
         with self.autocast():
             embeds = self.embed(batch["input_ids"], batch["pixel_values"], batch["frame_mask"],
@@ -277,10 +279,13 @@ class ReportVLM(nn.Module):
                     predicted, batch["clues"].float())
         return loss
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.lm.parameters()).device
+
     def autocast(self) -> torch.autocast:
         """bf16 autocast around a bf16 backbone, so the fp32 trained parts mix with it."""
-        device = next(self.lm.parameters()).device.type
-        return torch.autocast(device, dtype=torch.bfloat16,
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
                               enabled=self.config.backbone_dtype == "bfloat16")
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -295,9 +300,11 @@ class ReportVLM(nn.Module):
         """Greedy decoding of one prompt (batch of 1) with the KV cache, over the target
         vocabulary when the config has one; the new token ids. Logit soft-capping is
         monotonic, so the argmax needs none."""
-        stop, tokens = self.stop_ids(), []
+        stop, tokens, device = self.stop_ids(), [], self.device
+        input_ids, pixel_values, frame_mask, clues = (
+            tensor.to(device) for tensor in (input_ids, pixel_values, frame_mask, clues))
         weight = self.base().lm_head.weight
-        vocabulary = (torch.tensor(self.config.target_vocabulary)
+        vocabulary = (torch.tensor(self.config.target_vocabulary, device=device)
                       if self.config.target_vocabulary else None)
         output_rows = weight if vocabulary is None else weight[vocabulary]
         decoder = self.base().model
@@ -313,7 +320,8 @@ class ReportVLM(nn.Module):
                     break
                 tokens.append(token)
                 mask = torch.cat([mask, mask.new_ones((1, 1))], dim=1)
-                output = decoder(input_ids=torch.tensor([[token]]), attention_mask=mask,
+                output = decoder(input_ids=torch.tensor([[token]], device=device),
+                                 attention_mask=mask,
                                  past_key_values=output.past_key_values, use_cache=True)
         return tokens
 

@@ -160,7 +160,7 @@ class ReportTraining:
         self.batch_size = config.batch_size
 
     def loss(self, model: ReportVLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model.training_loss(trim(batch))
+        return model(trim(batch))
 
     def evaluate(self, model: ReportVLM) -> dict[str, float]:
         """Mean target-token loss on val (the training loss on train when there is no val)."""
@@ -169,7 +169,7 @@ class ReportTraining:
         for start in range(0, len(dataset), self.batch_size):
             items = [dataset[i] for i in range(start, min(start + self.batch_size, len(dataset)))]
             batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
-            losses.append(float(model.training_loss(trim(batch))) * len(items))
+            losses.append(float(model(trim(batch))) * len(items))
         val_loss = sum(losses) / len(dataset)
         return {"val_loss": val_loss, "score": -val_loss}
 
