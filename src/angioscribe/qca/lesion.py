@@ -41,6 +41,10 @@ CTO_END_PX = 4.0
 # ...and is occluded there when no vessel pixel continues its direction this far beyond.
 CTO_GAP_PX = 25.0
 CTO_CONE_DEGREES = 30.0
+# ...and the image shows no ray of that cone this much of the vessel's contrast darker.
+CTO_CONTRAST_FRACTION = 0.5
+# ...over this share (%) of the ray's length: a gap of background beyond the stump is enough.
+CTO_RAY_DARK_PERCENT = 75
 
 Grade = str  # "mild", "moderate", "severe" or "occluded"
 
@@ -144,7 +148,8 @@ def measure_lesion(frame: np.ndarray, vessel: np.ndarray, lesion: np.ndarray,
     diameters = ndimage.gaussian_filter1d(edge_diameters(frame[box], path, width),
                                           PROFILE_SMOOTHING_PX, mode="nearest")
     origin = np.array([box[0].start, box[1].start], dtype=np.float64)
-    return _measurement(path, origin, width, diameters, to_lesion, window_vessel, mm_per_px)
+    return _measurement(path, origin, width, diameters, to_lesion, window_vessel, frame[box],
+                        mm_per_px)
 
 
 def _window(vessel: np.ndarray, lesion: np.ndarray) -> tuple[tuple[slice, slice], float]:
@@ -169,13 +174,13 @@ def _grown_box(mask: np.ndarray, margin: float) -> tuple[slice, slice]:
 
 def _measurement(path: VesselPath, origin: np.ndarray, width: np.ndarray,
                  diameters: np.ndarray, to_lesion: np.ndarray, vessel: np.ndarray,
-                 mm_per_px: float | None) -> LesionMeasurement:
+                 frame: np.ndarray, mm_per_px: float | None) -> LesionMeasurement:
     inside = to_lesion <= 1.0
     if not inside.any():
         inside = np.arange(len(diameters)) == path.seed
     healthy = to_lesion > LESION_MARGIN_PX
     arc = np.arange(len(diameters), dtype=np.float64)
-    cto = _occluded(path, to_lesion, vessel, width)
+    cto = _occluded(path, to_lesion, vessel, width, frame)
     if cto:
         mld_index = _stump(path, to_lesion)
         diameters = diameters.copy()
@@ -238,18 +243,29 @@ def _stump(path: VesselPath, to_lesion: np.ndarray) -> int:
 
 
 def _occluded(path: VesselPath, to_lesion: np.ndarray, vessel: np.ndarray,
-              path_width: np.ndarray) -> bool:
+              path_width: np.ndarray, frame: np.ndarray) -> bool:
     """Whether the vessel stops at the lesion: one end of the path is a vessel end lying in
-    (or just beyond) the lesion region, and no vessel pixel continues its direction within
-    CTO_GAP_PX. Catches an occlusion with no distal filling; one refilled by collaterals
-    close to the stump, or a stump overlapped by another vessel, reads as a tight stenosis."""
-    ends = ((0, 1), (len(to_lesion) - 1, -1))
-    for (index, inward), is_open in zip(ends, path.open_ends, strict=True):
-        if not is_open or to_lesion[index] > CTO_END_PX or len(to_lesion) < 4:
+    (or just beyond) the lesion region, so is the end of the vessel mask along it (the stump),
+    and neither the mask nor the image shows the vessel going on from the stump in its
+    direction within CTO_GAP_PX. The lesion region may reach past the mask's end: a mask that
+    missed a faint vessel ends there too, but the image shows the vessel. Catches an
+    occlusion with no distal filling; one refilled by collaterals close to the stump, or a
+    stump overlapped by another vessel, reads as a tight stenosis."""
+    lumen = float(np.median(ndimage.map_coordinates(frame.astype(np.float32), path.points.T,
+                                                    order=1)))
+    masked = np.flatnonzero(path_width > 0)
+    if len(to_lesion) < 4 or len(masked) < 4:
+        return False
+    ends = ((0, masked[0], 1), (len(to_lesion) - 1, masked[-1], -1))
+    for (end, stump, inward), is_open in zip(ends, path.open_ends, strict=True):
+        if not is_open or max(to_lesion[end], to_lesion[stump]) > CTO_END_PX:
             continue
-        tip = path.points[index]
-        direction = tip - path.points[min(max(index + 3 * inward, 0), len(to_lesion) - 1)]
-        if not _continues(vessel, tip, direction, path_width[index] / 2.0):
+        tip = path.points[stump]
+        direction = tip - path.points[min(max(stump + 3 * inward, 0), len(to_lesion) - 1)]
+        direction = direction / max(float(np.linalg.norm(direction)), 1e-9)
+        radius = path_width[stump] / 2.0
+        if not (_continues(vessel, tip, direction, radius)
+                or _dark_beyond(frame, tip, direction, radius, lumen)):
             return True
     return False
 
@@ -259,10 +275,29 @@ def _continues(vessel: np.ndarray, tip: np.ndarray, direction: np.ndarray,
     """Whether vessel pixels lie in a cone of CTO_CONE_DEGREES around `direction`, beyond the
     stump's own rounded end (`radius` + 2 px) and within CTO_GAP_PX of `tip`: the vessel
     picking up again after a gap."""
-    direction = direction / max(float(np.linalg.norm(direction)), 1e-9)
     rows, cols = np.nonzero(vessel)
     offsets = np.stack([rows, cols], axis=1) - tip
     distance = np.hypot(*offsets.T)
     ahead = offsets @ direction
     cone = ahead >= distance * np.cos(np.radians(CTO_CONE_DEGREES))
     return bool(np.any(cone & (distance >= radius + 2.0) & (distance <= radius + CTO_GAP_PX)))
+
+
+def _dark_beyond(frame: np.ndarray, tip: np.ndarray, direction: np.ndarray, radius: float,
+                 lumen: float) -> bool:
+    """Whether the image shows a vessel going on beyond the stump that the mask missed: some
+    ray of the cone is darker than the surroundings by at least CTO_CONTRAST_FRACTION of the
+    vessel's own contrast (`lumen` being its grey level) over CTO_RAY_DARK_PERCENT of its
+    length. Surroundings: the median of the ring of the same distances around the stump."""
+    distances = np.arange(radius + 2.0, radius + CTO_GAP_PX + 0.5, 1.0)
+    base = np.arctan2(direction[1], direction[0])
+    spread = np.radians(CTO_CONE_DEGREES)
+    angles = np.concatenate([base + np.linspace(-spread, spread, 13),
+                             base + np.linspace(spread, 2 * np.pi - spread, 36)])
+    where = tip[:, None, None] + distances[None, None, :] * np.stack(
+        [np.cos(angles), np.sin(angles)])[:, :, None]
+    grey = ndimage.map_coordinates(frame.astype(np.float32), where.reshape(2, -1), order=1,
+                                   mode="nearest").reshape(len(angles), len(distances))
+    surroundings = float(np.median(grey))
+    darkest_ray = float(np.percentile(grey[:13], CTO_RAY_DARK_PERCENT, axis=1).min())
+    return surroundings - darkest_ray >= CTO_CONTRAST_FRACTION * (surroundings - lumen)
