@@ -14,7 +14,7 @@ reference. A vessel that stops at the lesion with no continuation is a total occ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage, stats
@@ -46,7 +46,7 @@ CTO_CONTRAST_FRACTION = 0.5
 # ...over this share (%) of the ray's length: a gap of background beyond the stump is enough.
 CTO_RAY_DARK_PERCENT = 75
 
-Grade = str  # "mild", "moderate", "severe" or "occluded"
+Grade = Literal["mild", "moderate", "severe", "occluded"]
 
 
 @dataclass(frozen=True)
@@ -180,9 +180,10 @@ def _measurement(path: VesselPath, origin: np.ndarray, width: np.ndarray,
         inside = np.arange(len(diameters)) == path.seed
     healthy = to_lesion > LESION_MARGIN_PX
     arc = np.arange(len(diameters), dtype=np.float64)
-    cto = _occluded(path, to_lesion, vessel, width, frame)
-    if cto:
-        mld_index = _stump(path, to_lesion)
+    occluded_end = _occluded_end(path, to_lesion, vessel, width, frame)
+    cto = occluded_end is not None
+    if occluded_end is not None:
+        mld_index = occluded_end
         diameters = diameters.copy()
         diameters[mld_index] = 0.0
     else:
@@ -234,28 +235,21 @@ def _lesion_span(diameters: np.ndarray, reference: np.ndarray, mld_index: int
     return start, end
 
 
-def _stump(path: VesselPath, to_lesion: np.ndarray) -> int:
-    """Index of the occluded end of the path: the open end that lies at the lesion."""
-    first_open, last_open = path.open_ends
-    if last_open and to_lesion[-1] <= CTO_END_PX:
-        return len(to_lesion) - 1
-    return 0
-
-
-def _occluded(path: VesselPath, to_lesion: np.ndarray, vessel: np.ndarray,
-              path_width: np.ndarray, frame: np.ndarray) -> bool:
-    """Whether the vessel stops at the lesion: one end of the path is a vessel end lying in
-    (or just beyond) the lesion region, so is the end of the vessel mask along it (the stump),
-    and neither the mask nor the image shows the vessel going on from the stump in its
-    direction within CTO_GAP_PX. The lesion region may reach past the mask's end: a mask that
-    missed a faint vessel ends there too, but the image shows the vessel. Catches an
-    occlusion with no distal filling; one refilled by collaterals close to the stump, or a
-    stump overlapped by another vessel, reads as a tight stenosis."""
+def _occluded_end(path: VesselPath, to_lesion: np.ndarray, vessel: np.ndarray,
+                  path_width: np.ndarray, frame: np.ndarray) -> int | None:
+    """The path end where the vessel stops at the lesion, None if it does not. It stops
+    there when that end is a vessel end lying in (or just beyond) the lesion region, so is
+    the end of the vessel mask along the path (the stump), and neither the mask nor the image
+    shows the vessel going on from the stump in its direction within CTO_GAP_PX. The lesion
+    region may reach past the mask's end: a mask that missed a faint vessel ends there too,
+    but the image shows the vessel. Catches an occlusion with no distal filling; one refilled
+    by collaterals close to the stump, or a stump overlapped by another vessel, reads as a
+    tight stenosis."""
     lumen = float(np.median(ndimage.map_coordinates(frame.astype(np.float32), path.points.T,
                                                     order=1)))
     masked = np.flatnonzero(path_width > 0)
     if len(to_lesion) < 4 or len(masked) < 4:
-        return False
+        return None
     ends = ((0, masked[0], 1), (len(to_lesion) - 1, masked[-1], -1))
     for (end, stump, inward), is_open in zip(ends, path.open_ends, strict=True):
         if not is_open or max(to_lesion[end], to_lesion[stump]) > CTO_END_PX:
@@ -266,8 +260,8 @@ def _occluded(path: VesselPath, to_lesion: np.ndarray, vessel: np.ndarray,
         radius = path_width[stump] / 2.0
         if not (_continues(vessel, tip, direction, radius)
                 or _dark_beyond(frame, tip, direction, radius, lumen)):
-            return True
-    return False
+            return end
+    return None
 
 
 def _continues(vessel: np.ndarray, tip: np.ndarray, direction: np.ndarray,
