@@ -13,7 +13,8 @@ order that alternates between rounds, so drift in the load of the shared machine
 The first round is the cold start (caches, any worker process the reader starts); it is reported
 on its own and left out of the medians. Frames per second count the source frames; the median
 over rounds is reported, with the ratio of medians (target >= 2x) and the median of the
-per-round ratios.
+per-round ratios. angioscribe decodes on both cores, the peer on one, so the ratio depends on
+a second core being free: the share of CPU time left idle during the run is recorded with it.
 """
 
 from __future__ import annotations
@@ -130,6 +131,12 @@ def interleaved_seconds(paths_to_time: dict[str, Callable[[], object]]) -> dict[
     return seconds
 
 
+def cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of all CPUs since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return values[3] + values[4], sum(values)
+
+
 def paired_ratio(peer_seconds: list[float], our_seconds: list[float]) -> float:
     """Median over rounds of peer time / angioscribe time: each round's pair saw the same load."""
     ratios = [p / o for p, o in zip(peer_seconds, our_seconds, strict=True)]
@@ -143,6 +150,7 @@ def main() -> None:
     frames = sum(int(pydicom.dcmread(path, stop_before_pixels=True).NumberOfFrames)
                  for path in FILES)
     load_before = os.getloadavg()[0]
+    idle_before, total_before = cpu_times()
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as folder:
         seconds = interleaved_seconds({
             "peer": lambda: peer_path(FILES, Path(folder)),
@@ -150,6 +158,7 @@ def main() -> None:
             "peer_decode": lambda: [peer_decode(path) for path in FILES],
             "angioscribe_decode": lambda: [read_cine(path) for path in FILES],
         })
+    idle_after, total_after = cpu_times()
     first = {name: frames / runs.pop(0) for name, runs in seconds.items()}
     fps = {name: frames / statistics.median(runs) for name, runs in seconds.items()}
     metrics = {
@@ -158,6 +167,8 @@ def main() -> None:
         "rounds": ROUNDS,
         "load_average_1min_at_start": round(load_before, 2),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+        "cpu_idle_percent_during_run": round(
+            100 * (idle_after - idle_before) / max(total_after - total_before, 1)),
         "peer_fps": round(fps["peer"], 1),
         "angioscribe_fps": round(fps["angioscribe"], 1),
         "ratio": round(fps["angioscribe"] / fps["peer"], 2),
