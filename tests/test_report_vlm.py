@@ -221,6 +221,30 @@ def test_backbone_trains_drafts_and_round_trips_its_adapter(backbones, variant, 
                               model(_batch(model)), atol=1e-5)
 
 
+def test_merged_lora_drafts_what_the_adapter_drafts(backbones) -> None:
+    torch.manual_seed(0)
+    model = build_report_vlm(_config(backbones, "causal", backbone_dtype="float32"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    model.train()
+    model(_batch(model)).backward()
+    optimizer.step()
+    prompt = _batch(model.eval(), target=None)
+    inputs = (prompt["input_ids"], prompt["pixel_values"], prompt["frame_mask"], prompt["clues"])
+    adapted = model.generate(*inputs, max_new_tokens=12)
+    assert model.for_inference(torch.float32).generate(*inputs, max_new_tokens=12) == adapted
+    assert not any("lora_" in name for name, _ in model.named_parameters())
+
+
+def test_registered_drafters_say_how_to_get_missing_weights() -> None:
+    from angioscribe.models.registry import WeightsMissingError
+    from angioscribe.report.drafters import create_drafter, list_drafters
+
+    assert {"angio-vlm-270m", "paligemma2-3b", "gemma3-4b", "gemma3-4b-siglip"} <= set(
+        list_drafters())
+    with pytest.raises(WeightsMissingError, match="train report"):
+        create_drafter("paligemma2-3b", "en")
+
+
 def test_adapter_of_another_recipe_is_refused(backbones, tmp_path) -> None:
     model = build_report_vlm(_config(backbones, "causal", clue_tokens=0))
     state = model.state_dict()
