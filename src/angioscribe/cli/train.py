@@ -106,7 +106,7 @@ def report(
     checkpoint: CheckpointOption = None,
 ) -> None:
     """Train a report drafter (LoRA + projector, one language) on a report corpus (JSONL),
-    select on its val loss, export the adapter with a model card (docs/drafters.md)."""
+    select on its val loss, export the adapter with a model card (docs/vlm-drafters.md)."""
     from angioscribe.train import report as report_training
 
     result = _train_and_export(

@@ -115,18 +115,16 @@ def encode_prompt(model: Any, frames: list[KeyFrameImage], findings: list[dict],
     return EncodedPrompt(ids[: config.max_length], labels[: config.max_length])
 
 
-def frame_pixels(frame: KeyFrameImage, root: Path | None = None) -> np.ndarray:
-    """The frame's (H, W) uint8 pixels: given, or read from its source (relative to `root`)."""
+def frame_pixels(frame: KeyFrameImage) -> np.ndarray:
+    """The frame's (H, W) uint8 pixels: given, or read from its source."""
     if frame.pixels is not None:
         return frame.pixels
     from angioscribe.errors import InputError
     from angioscribe.io import read_cine
 
-    path = Path(frame.path) if root is None or Path(frame.path).is_absolute() \
-        else root / frame.path
-    cine = read_cine(path)
+    cine = read_cine(frame.path)
     if not 0 <= frame.frame < len(cine.frames):
-        raise InputError(path, f"has {len(cine.frames)} frames, no frame {frame.frame}")
+        raise InputError(frame.path, f"has {len(cine.frames)} frames, no frame {frame.frame}")
     return cine.frames[frame.frame]
 
 

@@ -1,9 +1,7 @@
 """Training the report drafters (`angioscribe train report`) on a corpus in CAG-VLM's form.
 
-The corpus is JSONL, one record per study and language: `id`, `patient_id`, `split`
-(train/val/test), `images` [{`path`, `frame`, `side`, `view`}] (paths relative to the corpus
-file), `clinical_text`, `target`, `lang`, `findings` (`study_findings` entries). A run trains
-one language (`lang` in the config), as the paper did.
+The corpus is JSONL, one record per study and language (`angioscribe.report.corpus`, schema in
+docs/drafting.md); a run trains one language (`lang` in the config), as the paper did.
 
 Samples are fixed-size tensors (padded to the model's `max_length` and `max_frames`) so the
 shared loop's default batching works; each batch is cut back to its longest sequence before
@@ -26,10 +24,11 @@ import numpy as np
 import torch
 import yaml
 
-from angioscribe.cli.output import stderr
 from angioscribe.errors import InputError
 from angioscribe.models.registry import ModelEntry, get_entry
 from angioscribe.models.vlm import ReportVLM, VLMConfig, build_report_vlm, clue_vector
+from angioscribe.progress import stderr
+from angioscribe.report.corpus import CorpusRecord, read_corpus
 from angioscribe.report.draft import DraftRequest, KeyFrameImage
 from angioscribe.report.vlm import (
     VLMDrafter,
@@ -41,43 +40,18 @@ from angioscribe.report.vlm import (
 from angioscribe.train.config import TrainConfig
 from angioscribe.train.loop import export_checkpoint, load_model_weights
 
-SPLITS = ("train", "val", "test")
 
-
-def read_corpus(path: str | Path, lang: str, split: str) -> list[dict[str, Any]]:
+def corpus_split(path: str | Path, lang: str, split: str) -> list[CorpusRecord]:
     """The corpus records of one language and split, in file order."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "corpus file not found (build one with "
-                               "`angioscribe data report-corpus`)")
-    records = []
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(path, f"line {number} is not JSON ({error})") from error
-            missing = {"id", "split", "images", "target", "lang"} - set(record)
-            if missing:
-                raise InputError(path, f"line {number} lacks {', '.join(sorted(missing))}")
-            if record["lang"] == lang and record["split"] == split:
-                records.append(record)
-    return records
-
-
-def record_frames(record: dict[str, Any]) -> list[KeyFrameImage]:
-    return [KeyFrameImage(path=str(image["path"]), frame=int(image.get("frame", 0)),
-                          side=image.get("side"), view=image.get("view"))
-            for image in record["images"]]
+    return [record for record in read_corpus(path)
+            if record.lang == lang and record.split == split]
 
 
 class ReportCorpus:
     """Corpus records as padded tensors; decoded frames are cached at the encoder's size."""
 
-    def __init__(self, records: list[dict[str, Any]], root: Path, model: ReportVLM) -> None:
-        self.records, self.root, self.model = records, root, model
+    def __init__(self, records: list[CorpusRecord], model: ReportVLM) -> None:
+        self.records, self.model = records, model
         self._frames: dict[tuple[str, int], np.ndarray] = {}
 
     def set_epoch(self, epoch: int) -> None:
@@ -88,9 +62,9 @@ class ReportCorpus:
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         record = self.records[index]
-        frames = record_frames(record)[: self.model.config.max_frames]
-        prompt = encode_prompt(self.model, frames, record.get("findings") or [],
-                               record.get("clinical_text"), record["lang"], record["target"])
+        frames = record.images[: self.model.config.max_frames]
+        prompt = encode_prompt(self.model, frames, record.findings, record.clinical_text,
+                               record.lang, record.target)
         pixels, frame_mask = image_batch(self.model, [self._pixels(frame) for frame in frames])
         length, pad = len(prompt.input_ids), self.model.config.max_length
         input_ids = torch.full((pad,), self.model.pad_token_id, dtype=torch.long)
@@ -100,25 +74,25 @@ class ReportCorpus:
         return {"input_ids": input_ids, "labels": labels,
                 "attention_mask": (torch.arange(pad) < length).long(),
                 "pixel_values": pixels, "frame_mask": frame_mask,
-                "clues": torch.from_numpy(clue_vector(record.get("findings") or []))}
+                "clues": torch.from_numpy(clue_vector(record.findings))}
 
     def _pixels(self, frame: KeyFrameImage) -> np.ndarray:
         key = (frame.path, frame.frame)
         if key not in self._frames:
             import cv2
 
-            image = frame_pixels(frame, self.root)
+            image = frame_pixels(frame)
             size = self.model.preprocess.size
             self._frames[key] = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
         return self._frames[key]
 
 
-def target_vocabulary(model: ReportVLM, records: list[dict[str, Any]]) -> tuple[int, ...]:
+def target_vocabulary(model: ReportVLM, records: list[CorpusRecord]) -> tuple[int, ...]:
     """The token ids the training targets are written in (as `encode_prompt` cuts them) and
     the stop tokens: the words a trained drafter decodes from."""
     ids = set(model.stop_ids())
     for record in records:
-        ids.update(model.tokenizer(" " + record["target"].strip(),
+        ids.update(model.tokenizer(" " + record.target.strip(),
                                    add_special_tokens=False)["input_ids"])
     return tuple(sorted(ids))
 
@@ -148,15 +122,14 @@ class ReportTraining:
             raise InputError("config", "report training needs `corpus` (a JSONL file)")
         torch.manual_seed(config.seed)  # the fresh projector and LoRA start the same each run
         self.model = build_report_vlm(VLMConfig.from_dict(training_entry(config).config))
-        root = Path(config.corpus).parent
-        train = read_corpus(config.corpus, config.lang, "train")[: config.train_limit]
-        val = read_corpus(config.corpus, config.lang, "val")[: config.val_limit]
+        train = corpus_split(config.corpus, config.lang, "train")[: config.train_limit]
+        val = corpus_split(config.corpus, config.lang, "val")[: config.val_limit]
         if not train:
             raise InputError(config.corpus, f"no {config.lang!r} train records")
         self.model.config = replace(self.model.config,
                                     target_vocabulary=target_vocabulary(self.model, train))
-        self.train_set = ReportCorpus(train, root, self.model)
-        self.val_set = ReportCorpus(val, root, self.model)
+        self.train_set = ReportCorpus(train, self.model)
+        self.val_set = ReportCorpus(val, self.model)
         self.batch_size = config.batch_size
 
     def loss(self, model: ReportVLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -210,15 +183,13 @@ def sample_drafts(drafter: VLMDrafter, dataset: ReportCorpus, count: int = 3) ->
     """Drafts of the first val studies, and the mean seconds each took."""
     samples, seconds = [], []
     for record in dataset.records[:count]:
-        frames = [replace(frame, pixels=frame_pixels(frame, dataset.root))
-                  for frame in record_frames(record)]
-        request = DraftRequest(study=str(record["id"]), lang=record["lang"], key_frames=frames,
-                               findings=record.get("findings") or [],
-                               clinical_text=record.get("clinical_text"))
+        frames = [replace(frame, pixels=frame_pixels(frame)) for frame in record.images]
+        request = DraftRequest(study=record.id, lang=record.lang, key_frames=frames,
+                               findings=record.findings, clinical_text=record.clinical_text)
         start = time.perf_counter()
         draft = drafter.draft(request)
         seconds.append(time.perf_counter() - start)
-        samples.append({"id": record["id"], "draft": draft.text, "target": record["target"]})
+        samples.append({"id": record.id, "draft": draft.text, "target": record.target})
     return {"samples": samples, "seconds_per_draft": float(np.mean(seconds)) if seconds else 0.0}
 
 
