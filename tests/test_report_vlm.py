@@ -25,6 +25,7 @@ from angioscribe.models.vlm import CLUE_SEGMENTS, VLMConfig, build_report_vlm, c
 from angioscribe.report.draft import DraftRequest, KeyFrameImage
 from angioscribe.report.vlm import (
     VLMDrafter,
+    choose_frames,
     drafter_from_source,
     encode_prompt,
     image_batch,
@@ -169,6 +170,14 @@ def test_prompt_masks_everything_but_the_target(backbones) -> None:
 def replace_config(model, **changes):
     model.config = replace(model.config, **changes)
     return model
+
+
+def test_frames_beyond_the_limit_leave_both_sides_in_view() -> None:
+    sides = ["LCA"] * 5 + ["RCA"] * 2
+    frames = [KeyFrameImage(f"{i:02d}.dcm", 0, side, None) for i, side in enumerate(sides)]
+    chosen = choose_frames(frames, 4)
+    assert [frame.path for frame in chosen] == ["00.dcm", "01.dcm", "05.dcm", "06.dcm"]
+    assert choose_frames(frames[:3], 4) == frames[:3]
 
 
 def test_clue_vector_reads_percent_occlusion_and_grade() -> None:

@@ -84,6 +84,20 @@ def clue_text(findings: list[dict], lang: Language) -> str:
     return ", ".join(parts)
 
 
+def choose_frames(frames: list[KeyFrameImage], limit: int) -> list[KeyFrameImage]:
+    """Up to `limit` frames taken in turn from each side, kept in their order: a study's seven
+    views must not all be views of the left coronary when only four fit."""
+    by_side: dict[str | None, list[int]] = {}
+    for index, frame in enumerate(frames):
+        by_side.setdefault(frame.side, []).append(index)
+    queues, chosen = list(by_side.values()), []
+    while len(chosen) < min(limit, len(frames)):
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return [frames[index] for index in sorted(chosen)]
+
+
 def encode_prompt(model: Any, frames: list[KeyFrameImage], findings: list[dict],
                   clinical_text: str | None, lang: Language,
                   target: str | None = None) -> EncodedPrompt:
@@ -148,7 +162,7 @@ class VLMDrafter:
         from angioscribe.models.vlm import clue_vector
         from angioscribe.report.template import study_clues
 
-        frames = request.key_frames[: self.model.config.max_frames]
+        frames = choose_frames(request.key_frames, self.model.config.max_frames)
         prompt = encode_prompt(self.model, frames, request.findings, request.clinical_text,
                                request.lang)
         pixels, mask = image_batch(self.model, [frame_pixels(frame) for frame in frames])

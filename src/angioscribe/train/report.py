@@ -32,6 +32,7 @@ from angioscribe.report.corpus import CorpusRecord, read_corpus
 from angioscribe.report.draft import DraftRequest, KeyFrameImage
 from angioscribe.report.vlm import (
     VLMDrafter,
+    choose_frames,
     encode_prompt,
     frame_pixels,
     image_batch,
@@ -62,7 +63,7 @@ class ReportCorpus:
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         record = self.records[index]
-        frames = record.images[: self.model.config.max_frames]
+        frames = choose_frames(record.images, self.model.config.max_frames)
         prompt = encode_prompt(self.model, frames, record.findings, record.clinical_text,
                                record.lang, record.target)
         pixels, frame_mask = image_batch(self.model, [self._pixels(frame) for frame in frames])
