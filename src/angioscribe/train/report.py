@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import yaml
 
 from angioscribe.errors import InputError
@@ -78,13 +79,15 @@ class ReportCorpus:
                 "clues": torch.from_numpy(clue_vector(record.findings))}
 
     def _pixels(self, frame: KeyFrameImage) -> np.ndarray:
+        """The frame at the encoder's size, resampled as `Preprocess` resamples a full frame
+        when drafting, kept as uint8 (a 896 px frame as float would not fit by thousands)."""
         key = (frame.path, frame.frame)
         if key not in self._frames:
-            import cv2
-
-            image = frame_pixels(frame)
             size = self.model.preprocess.size
-            self._frames[key] = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+            image = torch.from_numpy(np.ascontiguousarray(frame_pixels(frame))).float()
+            resized = F.interpolate(image[None, None], size=(size, size), mode="bilinear",
+                                    antialias=True)
+            self._frames[key] = resized[0, 0].round().clamp(0, 255).to(torch.uint8).numpy()
         return self._frames[key]
 
 
