@@ -332,7 +332,8 @@ def test_report_configs_name_a_drafter_and_valid_model_settings(path: Path) -> N
     entry = training_entry(config)
     assert entry.name == f"{config.model}-{config.lang}" and entry.config["lang"] == config.lang
     assert VLMConfig.from_dict(entry.config).lora_rank == entry.config["lora_alpha"]
-    assert config.lr == 1e-5  # CAG-VLM's recipe
+    hub = entry.config["backbone"].startswith("google/")
+    assert config.lr == (1e-5 if hub else 1e-4)  # CAG-VLM's recipe; the 270M learns faster
     if "ablation" not in path.name:  # one model per language, each in its own run folder
         assert Path(config.out_dir).name.endswith(f"-{config.lang}")
 
