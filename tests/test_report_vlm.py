@@ -141,7 +141,8 @@ def _batch(model, target: str | None = TEXTS[0]) -> dict[str, torch.Tensor]:
             "labels": torch.tensor([prompt.labels]),
             "attention_mask": torch.ones(1, len(prompt.input_ids), dtype=torch.long),
             "pixel_values": pixels[None], "frame_mask": mask[None],
-            "clues": torch.from_numpy(clue_vector(FINDINGS))[None]}
+            "clues": torch.from_numpy(clue_vector(FINDINGS))[None],
+            "truth": torch.from_numpy(clue_vector(FINDINGS))[None]}
 
 
 def test_prompt_masks_everything_but_the_target(backbones) -> None:
@@ -178,6 +179,27 @@ def test_frames_beyond_the_limit_leave_both_sides_in_view() -> None:
     chosen = choose_frames(frames, 4)
     assert [frame.path for frame in chosen] == ["00.dcm", "01.dcm", "05.dcm", "06.dcm"]
     assert choose_frames(frames[:3], 4) == frames[:3]
+
+
+def test_clue_noise_hides_true_findings_and_adds_spurious_ones(backbones) -> None:
+    from angioscribe.report.corpus import CorpusRecord
+    from angioscribe.train.report import ReportCorpus, noisy_clues
+
+    rng = np.random.default_rng(0)
+    assert noisy_clues(FINDINGS, 0.0, rng) == FINDINGS
+    spurious = noisy_clues(FINDINGS, 1.0, rng)
+    assert len(spurious) == 1 and spurious[0]["segment"] not in {"11", "1"}
+    model = build_report_vlm(_config(backbones, "causal"))
+    record = CorpusRecord("s", "p", "train", "en", _frames(1), TEXTS[0], FINDINGS)
+    corpus = ReportCorpus([record], model, clue_noise=0.5, seed=3)
+    epochs = []
+    for epoch in range(6):
+        corpus.set_epoch(epoch)
+        item = corpus[0]
+        assert torch.equal(item["truth"], torch.from_numpy(clue_vector(FINDINGS)))
+        assert torch.equal(item["input_ids"], corpus[0]["input_ids"])  # seeded: resumable
+        epochs.append(tuple(item["clues"].tolist()))
+    assert len(set(epochs)) > 1
 
 
 def test_clue_vector_reads_percent_occlusion_and_grade() -> None:

@@ -14,7 +14,7 @@ language model's input embeddings, so the Lite0 path, PaliGemma and Gemma3 share
 the loss and the greedy decoder. The findings enter as TRRG's clues in up to three ways, each
 switchable for the ablation: as text in the prompt (`clues_in_text`), as learned clue tokens
 (`clue_tokens`), and through a disease-aware consistency term (`consistency_weight`): a head
-on the states that write the report must recover the clues' per-segment stenosis.
+on the states that write the report must recover the per-segment stenosis the report states.
 
 Checkpoints hold only the trained tensors (LoRA, projector, clue modules): the backbone is
 rebuilt from its source, so a checkpoint or a shipped adapter is a few MB.
@@ -64,6 +64,8 @@ class VLMConfig:
     stop tokens) limits greedy decoding to the words reports are written in; the output
     projection over Gemma's 262k-token vocabulary is then no longer the largest cost of a
     decoding step. Empty: the whole vocabulary.
+    `clue_noise` (training only) hides true findings from the prompt and adds spurious ones
+    at that rate (`train.report.noisy_clues`), as the image models' findings would be.
     """
 
     backbone: str = GEMMA3_270M
@@ -79,6 +81,7 @@ class VLMConfig:
     clues_in_text: bool = True
     clue_tokens: int = 0
     consistency_weight: float = 0.0
+    clue_noise: float = 0.0
     max_frames: int = 4
     max_length: int = 320
     max_clinical_tokens: int = 96
@@ -255,7 +258,8 @@ class ReportVLM(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training loss: cross-entropy on the target tokens only (labels -100 elsewhere),
-        plus the weighted consistency term. Logits are computed at the target positions only:
+        plus the weighted consistency term (the target's per-segment stenosis, `truth`,
+        recovered from the states that write it). Logits are computed at the target positions only:
         the vocabulary is 262k wide and most positions are prompt. (The loss is the forward
         pass so that DDP wrappers see it.)"""
         batch = {key: value.to(self.device) for key, value in batch.items()}
@@ -276,7 +280,7 @@ class ReportVLM(nn.Module):
                 pooled = torch.einsum("bl,blh->bh", weights, hidden.float())
                 predicted = torch.sigmoid(self.consistency_head(pooled).float())
                 loss = loss + self.config.consistency_weight * F.mse_loss(
-                    predicted, batch["clues"].float())
+                    predicted, batch["truth"].float())
         return loss
 
     @property

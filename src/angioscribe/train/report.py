@@ -27,7 +27,13 @@ import yaml
 
 from angioscribe.errors import InputError
 from angioscribe.models.registry import ModelEntry, get_entry
-from angioscribe.models.vlm import ReportVLM, VLMConfig, build_report_vlm, clue_vector
+from angioscribe.models.vlm import (
+    CLUE_SEGMENTS,
+    ReportVLM,
+    VLMConfig,
+    build_report_vlm,
+    clue_vector,
+)
 from angioscribe.progress import stderr
 from angioscribe.report.corpus import CorpusRecord, read_corpus
 from angioscribe.report.draft import DraftRequest, KeyFrameImage
@@ -50,14 +56,22 @@ def corpus_split(path: str | Path, lang: str, split: str) -> list[CorpusRecord]:
 
 
 class ReportCorpus:
-    """Corpus records as padded tensors; decoded frames are cached at the encoder's size."""
+    """Corpus records as padded tensors; decoded frames are cached at the encoder's size.
 
-    def __init__(self, records: list[CorpusRecord], model: ReportVLM) -> None:
-        self.records, self.model = records, model
+    `clue_noise` (train set only) hides each true finding from the prompt with that
+    probability and adds a spurious one with it, seeded by (seed, epoch, index) for exact
+    resumes; the target and the consistency term keep the truth (`truth`), so the drafter
+    learns to check its clues instead of restating them.
+    """
+
+    def __init__(self, records: list[CorpusRecord], model: ReportVLM, clue_noise: float = 0.0,
+                 seed: int = 0) -> None:
+        self.records, self.model, self.clue_noise, self.seed = records, model, clue_noise, seed
+        self.epoch = 0
         self._frames: dict[tuple[str, int], np.ndarray] = {}
 
     def set_epoch(self, epoch: int) -> None:
-        """No random augmentation: every epoch sees the same samples (in a new order)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.records)
@@ -65,8 +79,10 @@ class ReportCorpus:
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         record = self.records[index]
         frames = choose_frames(record.images, self.model.config.max_frames)
-        prompt = encode_prompt(self.model, frames, record.findings, record.clinical_text,
-                               record.lang, record.target)
+        clues = noisy_clues(record.findings, self.clue_noise,
+                            np.random.default_rng([self.seed, self.epoch, index]))
+        prompt = encode_prompt(self.model, frames, clues, record.clinical_text, record.lang,
+                               record.target)
         pixels, frame_mask = image_batch(self.model, [self._pixels(frame) for frame in frames])
         length, pad = len(prompt.input_ids), self.model.config.max_length
         input_ids = torch.full((pad,), self.model.pad_token_id, dtype=torch.long)
@@ -76,7 +92,8 @@ class ReportCorpus:
         return {"input_ids": input_ids, "labels": labels,
                 "attention_mask": (torch.arange(pad) < length).long(),
                 "pixel_values": pixels, "frame_mask": frame_mask,
-                "clues": torch.from_numpy(clue_vector(record.findings))}
+                "clues": torch.from_numpy(clue_vector(clues)),
+                "truth": torch.from_numpy(clue_vector(record.findings))}
 
     def _pixels(self, frame: KeyFrameImage) -> np.ndarray:
         """The frame at the encoder's size, resampled as `Preprocess` resamples a full frame
@@ -89,6 +106,22 @@ class ReportCorpus:
                                     antialias=True)
             self._frames[key] = resized[0, 0].round().clamp(0, 255).to(torch.uint8).numpy()
         return self._frames[key]
+
+
+def noisy_clues(findings: list[dict[str, Any]], noise: float,
+                rng: np.random.Generator) -> list[dict[str, Any]]:
+    """The findings as an imperfect model would report them: each true one kept with
+    probability 1 - `noise`, and with probability `noise` one more on a segment without a
+    finding (50-99 %)."""
+    if noise <= 0:
+        return findings
+    kept = [finding for finding in findings if rng.random() >= noise]
+    if rng.random() < noise:
+        named = {str(finding.get("segment")) for finding in findings}
+        free = [number for number in CLUE_SEGMENTS if number not in named]
+        kept.append({"segment": str(rng.choice(free)),
+                     "stenosis_percent": int(rng.choice([50, 75, 90, 99]))})
+    return kept
 
 
 def target_vocabulary(model: ReportVLM, records: list[CorpusRecord]) -> tuple[int, ...]:
@@ -132,7 +165,8 @@ class ReportTraining:
             raise InputError(config.corpus, f"no {config.lang!r} train records")
         self.model.config = replace(self.model.config,
                                     target_vocabulary=target_vocabulary(self.model, train))
-        self.train_set = ReportCorpus(train, self.model)
+        self.train_set = ReportCorpus(train, self.model, self.model.config.clue_noise,
+                                      config.seed)
         self.val_set = ReportCorpus(val, self.model)
         self.batch_size = config.batch_size
 
@@ -207,7 +241,9 @@ def model_card(report: dict[str, Any], entry: ModelEntry) -> str:
                                       model["clue_tokens"]),
                                      (f"with a consistency term (weight "
                                       f"{model['consistency_weight']})",
-                                      model["consistency_weight"] > 0)) if on]
+                                      model["consistency_weight"] > 0),
+                                     (f"trained with clue noise {model['clue_noise']}",
+                                      model["clue_noise"] > 0)) if on]
     examples = "\n".join(f"- `{s['id']}`: {s['draft']}\n  (reference: {s['target']})"
                          for s in report["samples"])
     return f"""# {entry.name}
