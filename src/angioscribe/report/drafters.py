@@ -35,10 +35,12 @@ register(ModelEntry(
 ))
 
 
+# The vision-language entries register when their module is imported (it loads no model).
+importlib.import_module(VLM_MODULE)
+
+
 def list_drafters() -> list[str]:
-    """The registered drafter names; the vision-language entries register when their module
-    is imported (it loads no language model)."""
-    importlib.import_module(VLM_MODULE)
+    """The registered drafter names."""
     return list_models(REPORT_TASK)
 
 
