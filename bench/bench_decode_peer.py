@@ -188,7 +188,7 @@ def main() -> None:
         notes="shared phantom-xa IM1-IM4 (JPEG Lossless SV1, 8-bit 512^2, 48 frames); peer = "
         "DeepCORO-CLIP's DICOM -> MJPG AVI -> VideoCapture -> 16x224 px float32 path written "
         "from its description, single process; angioscribe = read_cine -> candidate_frames -> "
-        "key-frame preprocessing; median of 9 interleaved rounds after a cold first round "
+        f"key-frame preprocessing; median of {ROUNDS} interleaved rounds after a cold first round "
         "(reported apart), on a machine shared with other work",
     )
     print({k: v for k, v in metrics.items() if k != "seconds_per_round"})
