@@ -181,6 +181,16 @@ def test_frames_beyond_the_limit_leave_both_sides_in_view() -> None:
     assert choose_frames(frames[:3], 4) == frames[:3]
 
 
+def test_prompt_names_the_views_it_cannot_show(backbones) -> None:
+    model = build_report_vlm(_config(backbones, "causal", max_frames=2))
+    frames = _frames(3)
+    ids = encode_prompt(model, frames, FINDINGS, None, "en").input_ids
+    assert ids.count(model.image_token_id) == 2 * model.image_tokens
+    text = model.tokenizer.decode(ids)
+    assert "Left coronary angiogram, RAO caudal:" in text
+    assert "Left coronary angiogram: (not shown)" in text
+
+
 def test_clue_noise_hides_true_findings_and_adds_spurious_ones(backbones) -> None:
     from angioscribe.report.corpus import CorpusRecord
     from angioscribe.train.report import ReportCorpus, noisy_clues

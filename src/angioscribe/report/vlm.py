@@ -47,6 +47,7 @@ _SIDE_NAMES = {"LCA": {"en": "Left coronary angiogram", "ja": "左冠動脈造�
                "RCA": {"en": "Right coronary angiogram", "ja": "右冠動脈造影"},
                None: {"en": "Coronary angiogram", "ja": "冠動脈造影"}}
 _LABELS = {"clinical": {"en": "Clinical report", "ja": "臨床情報"},
+           "not_shown": {"en": "(not shown)", "ja": "（画像なし）"},
            "findings": {"en": "Findings", "ja": "所見"},
            "none": {"en": "none", "ja": "なし"},
            "answer": {"en": "Report", "ja": "レポート"}}
@@ -85,8 +86,9 @@ def clue_text(findings: list[dict], lang: Language) -> str:
 
 
 def choose_frames(frames: list[KeyFrameImage], limit: int) -> list[KeyFrameImage]:
-    """Up to `limit` frames taken in turn from each side, kept in their order: a study's seven
-    views must not all be views of the left coronary when only four fit."""
+    """The frames whose pixels the model sees: up to `limit`, taken in turn from each side and
+    kept in their order, so a study's seven views are not all views of the left coronary when
+    only four fit (the prompt still names the others)."""
     by_side: dict[str | None, list[int]] = {}
     for index, frame in enumerate(frames):
         by_side.setdefault(frame.side, []).append(index)
@@ -101,18 +103,22 @@ def choose_frames(frames: list[KeyFrameImage], limit: int) -> list[KeyFrameImage
 def encode_prompt(model: Any, frames: list[KeyFrameImage], findings: list[dict],
                   clinical_text: str | None, lang: Language,
                   target: str | None = None) -> EncodedPrompt:
-    """The token sequence for one study: BOS, each frame's tag and image slots, the
-    instruction, the clinical text (cut to `max_clinical_tokens`), the clues as text and as
-    clue slots (as the model's config says), the answer cue; then the target and EOS, the
-    only tokens with labels. Cut to `max_length`."""
+    """The token sequence for one study: BOS, each frame's tag with its image slots (or
+    "(not shown)" past the frames `choose_frames` keeps), the instruction, the clinical text
+    (cut to `max_clinical_tokens`), the clues as text and as clue slots (as the model's config
+    says), the answer cue; then the target and EOS, the only tokens with labels. Cut to
+    `max_length`."""
     config, tokenizer = model.config, model.tokenizer
     ids: list[int] = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
 
     def text(words: str) -> list[int]:
         return tokenizer(words, add_special_tokens=False)["input_ids"]
 
-    for frame in frames[: config.max_frames]:
-        ids += text(frame_tag(frame, lang) + " ") + [model.image_token_id] * model.image_tokens
+    shown = choose_frames(frames, config.max_frames)
+    for frame in frames:
+        ids += text(frame_tag(frame, lang) + " ")
+        ids += ([model.image_token_id] * model.image_tokens
+                if any(frame is kept for kept in shown) else text(_LABELS["not_shown"][lang]))
         ids += text("\n")
     ids += text(_INSTRUCTION[lang])
     if clinical_text:
@@ -163,8 +169,8 @@ class VLMDrafter:
         from angioscribe.report.template import study_clues
 
         frames = choose_frames(request.key_frames, self.model.config.max_frames)
-        prompt = encode_prompt(self.model, frames, request.findings, request.clinical_text,
-                               request.lang)
+        prompt = encode_prompt(self.model, request.key_frames, request.findings,
+                               request.clinical_text, request.lang)
         pixels, mask = image_batch(self.model, [frame_pixels(frame) for frame in frames])
         tokens = self.model.generate(torch.tensor([prompt.input_ids]), pixels[None], mask[None],
                                      torch.from_numpy(clue_vector(request.findings))[None])

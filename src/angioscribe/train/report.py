@@ -81,8 +81,8 @@ class ReportCorpus:
         frames = choose_frames(record.images, self.model.config.max_frames)
         clues = noisy_clues(record.findings, self.clue_noise,
                             np.random.default_rng([self.seed, self.epoch, index]))
-        prompt = encode_prompt(self.model, frames, clues, record.clinical_text, record.lang,
-                               record.target)
+        prompt = encode_prompt(self.model, record.images, clues, record.clinical_text,
+                               record.lang, record.target)
         pixels, frame_mask = image_batch(self.model, [self._pixels(frame) for frame in frames])
         length, pad = len(prompt.input_ids), self.model.config.max_length
         input_ids = torch.full((pad,), self.model.pad_token_id, dtype=torch.long)
