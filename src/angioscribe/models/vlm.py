@@ -23,6 +23,8 @@ rebuilt from its source, so a checkpoint or a shipped adapter is a few MB.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -64,6 +66,9 @@ class VLMConfig:
     stop tokens) limits greedy decoding to the words reports are written in; the output
     projection over Gemma's 262k-token vocabulary is then no longer the largest cost of a
     decoding step. Empty: the whole vocabulary.
+    `decode_threads` is the torch thread count while drafting (0: the process's): decoding is
+    a chain of small steps, and on a CPU shared with other jobs one thread decoded 4-6x faster
+    than two (docs/experiments/vlm-drafters.md).
     `clue_noise` (training only) hides true findings from the prompt and adds spurious ones
     at that rate (`train.report.noisy_clues`), as the image models' findings would be.
     """
@@ -86,6 +91,7 @@ class VLMConfig:
     max_length: int = 320
     max_clinical_tokens: int = 96
     max_new_tokens: int = 96
+    decode_threads: int = 1
     target_vocabulary: tuple[int, ...] = ()
 
     @classmethod
@@ -312,7 +318,7 @@ class ReportVLM(nn.Module):
                       if self.config.target_vocabulary else None)
         output_rows = weight if vocabulary is None else weight[vocabulary]
         decoder = self.base().model
-        with self.autocast():
+        with self.autocast(), _threads(self.config.decode_threads):
             embeds = self.embed(input_ids, pixel_values, frame_mask, clues)
             mask = torch.ones_like(input_ids)
             output = decoder(inputs_embeds=embeds, attention_mask=mask, use_cache=True,
@@ -349,6 +355,18 @@ class ReportVLM(nn.Module):
             if part is not None:
                 part.to(dtype)
         return self.eval()
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """torch's thread count set to `count` (0: left as it is) for the block, then restored."""
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _token_id(tokenizer: Any, token: str) -> int:

@@ -97,7 +97,7 @@ TASK_DEFAULTS: dict[str, TrainConfig] = {
     "report": TrainConfig(
         task="report", model="angio-vlm-270m", out_dir="runs/angio-vlm-270m-en", epochs=5,
         batch_size=4, lr=1e-4, weight_decay=0.0, warmup_steps=20, eval_every_epochs=1,
-        log_every_steps=5, bf16=True,
+        log_every_steps=5, bf16=True, threads=1,
     ),
 }
 
