@@ -3,12 +3,20 @@
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
-from angioscribe.analyze import missing_with_unread
+from angioscribe.analyze import Segmenters, keyframe_findings, missing_with_unread
 from angioscribe.anatomy import SEGMENTS
 from angioscribe.cli import app
 from angioscribe.demo import main as demo_main
+from angioscribe.findings import StenosisFinding, segment_frame, study_findings
+from angioscribe.qca import grade
+from angioscribe.qca.simulated import view_lesions
+from angioscribe.regions import Region, mask_polygon
+from angioscribe.sim.study import simulate_study
 
 
 def test_analyze_real_cine_and_dicoms(shared_data, tmp_path):
@@ -36,19 +44,36 @@ def test_analyze_real_cine_and_dicoms(shared_data, tmp_path):
     chosen = lca_study["keyframes"]["keyframes"]["LCA"][0]
     assert chosen["frame"] >= 13 and chosen["laterality"] == "LCA"
     assert "RCA" in lca_study["keyframes"]["missing"]
-    assert Path(lca_study["figure"]).is_file()
+    assert (out / lca_study["figure"]).is_file()
     findings = lca_study["findings"]
     assert [(f["side"], f["frame"]) for f in findings] == [("LCA", chosen["frame"])]
     assert set(findings[0]["segments"]) <= set(SEGMENTS)
     assert all(s["segment"] is None or s["segment"] in SEGMENTS for s in findings[0]["stenoses"])
-    assert Path(findings[0]["figure"]).is_file()
+    assert (out / findings[0]["figure"]).is_file() and findings[0]["key_frame"]
     # The segments of the real LCA cine's key frame show the LCA too; wherever the segments
     # show the other side than the key-frame classifier, the finding says so.
     assert findings[0]["laterality"] == "LCA" and not findings[0]["side_conflict"]
     for finding in (f for study in studies for f in study["findings"]):
         assert finding["side_conflict"] == (finding["laterality"] not in (None, finding["side"]))
     for cine in cines:
-        assert Path(cine["figure"]).is_file() and cine["figure"].endswith(".png")
+        assert (out / cine["figure"]).is_file() and cine["figure"].endswith(".png")
+    # One finding per segment with a lesion, measured in the view the model is surest of.
+    lesions = [lesion for finding in findings for lesion in finding["stenoses"]]
+    named = {lesion["segment"] for lesion in lesions} - {None}
+    assert [entry["segment"] for entry in lca_study["study_findings"]] == sorted(
+        named, key=list(SEGMENTS).index)
+    for entry in lca_study["study_findings"]:
+        assert entry["confidence"] == max(view["confidence"] for view in entry["views"])
+    # Drafts in both languages, beside analysis.json, from the study's findings.
+    drafts = lca_study["drafts"]
+    assert set(drafts) == {"en", "ja"}
+    for draft in drafts.values():
+        assert (out / draft["file"]).read_text(encoding="utf-8").strip() == draft["text"]
+    assert "Left coronary angiogram" in drafts["en"]["text"]
+    models = lca_study["provenance"]["models"]
+    assert {model["name"] for model in models.values()} == {
+        "keyframe-effnetl0", "syntax-seg", "stenosis-seg"}
+    assert all(len(model["sha256"]) == 12 for model in models.values())
 
 
 def test_analyze_records_bad_inputs_and_goes_on(shared_data, tmp_path):
@@ -82,6 +107,10 @@ def test_demo_simulates_a_study_without_shared_data(tmp_path):
     saved = json.loads((tmp_path / "demo" / "analysis.json").read_text())
     assert len(saved) == 1 and len(saved[0]["cines"]) >= 6
     assert all(cine["candidates"] for cine in saved[0]["cines"])
+    # Every cine with a fully opacified frame is read, not only one key frame per side.
+    read = {finding["path"] for finding in saved[0]["findings"]}
+    assert len(read) > 2 and sum(f["key_frame"] for f in saved[0]["findings"]) <= 2
+    assert set(saved[0]["drafts"]) == {"en", "ja"}
 
 
 def two_cine_study(shared_data: Path, folder: Path) -> list[Path]:
@@ -147,3 +176,83 @@ def test_analysis_json_holds_what_was_done_when_the_batch_dies(shared_data, tmp_
         pass
     saved = json.loads((out / "analysis.json").read_text())
     assert [c["source"] for s in saved for c in s["cines"]] == [str(good)]
+
+
+@pytest.fixture(scope="module")
+def segmenters() -> Segmenters:
+    return Segmenters.load()
+
+
+def test_key_frame_lesions_are_measured_on_a_real_arcade_frame(shared_data, segmenters,
+                                                               tmp_path):
+    """Every lesion the models find carries its QCA values beside the model's confidence; mm
+    values follow the given scale and are null without one."""
+    image = cv2.imread(str(shared_data / "arcade" / "stenosis" / "val" / "images" / "1.jpg"),
+                       cv2.IMREAD_GRAYSCALE)
+    scaled = keyframe_findings(image, segmenters, tmp_path / "mm.png", 0.3, "ARCADE val 1")
+    unscaled = keyframe_findings(image, segmenters, tmp_path / "px.png")
+    assert scaled["stenoses"] and Path(scaled["figure"]).is_file()
+    for lesion, same in zip(scaled["stenoses"], unscaled["stenoses"], strict=True):
+        assert 0 < lesion["confidence"] <= 1
+        assert 0 <= lesion["stenosis_percent"] <= 100
+        assert lesion["grade"] == grade(lesion["stenosis_percent"], lesion["cto"])
+        assert lesion["mld_mm"] == pytest.approx(0.3 * lesion["mld_px"], abs=0.01)
+        assert lesion["reference_mm"] == pytest.approx(0.3 * lesion["reference_px"], abs=0.01)
+        assert same["stenosis_percent"] == lesion["stenosis_percent"]
+        assert same["mld_mm"] is None and same["reference_mm"] is None
+        assert same["length_mm"] is None
+
+
+class OutlinedLesion:
+    """A stenosis model that outlines one known region (the simulator's truth)."""
+
+    def __init__(self, outline: np.ndarray) -> None:
+        self.region = Region(26, mask_polygon(outline.astype(np.uint8)), 1.0,
+                             float(outline.sum()))
+
+    def regions(self, frame: np.ndarray) -> list[Region]:
+        return [self.region]
+
+
+def test_clear_simulated_lesions_are_measured_near_their_true_stenosis(segmenters):
+    """On the simulated demo study's clear RCA lesion views (no crossing, not foreshortened),
+    the SYNTAX model's vessel mask gives QCA within 10 points of the truth, in mm too."""
+    study = simulate_study(seed=0)
+    (view,) = [v for v in study.views if v.laterality == "RCA"][:1]
+    clear = [lesion for lesion in view_lesions(study, view)
+             if lesion.crossed < 0.1 and lesion.in_plane >= 0.7]
+    assert clear
+    for truth in clear:
+        _, findings = segment_frame(truth.frame, segmenters.syntax,
+                                    OutlinedLesion(truth.outline), truth.mm_per_px)
+        (lesion,) = findings.stenoses
+        measured = lesion.measurement
+        assert lesion.segment == truth.lesion.segment
+        assert abs(measured["stenosis_percent"] - truth.lesion.stenosis_percent) <= 10
+        assert measured["mld_mm"] == pytest.approx(truth.mm_per_px * measured["mld_px"],
+                                                   abs=0.01)
+
+
+def lesion_record(segment: str, percent: float | None, confidence: float) -> dict:
+    """A lesion as analysis.json lists it, with only the values consolidation reads."""
+    lesion = StenosisFinding(segment, "LCA", confidence, 1.0, (0, 0, 1, 1), [[0, 0]])
+    if percent is not None:
+        lesion.measurement |= {"stenosis_percent": percent, "grade": grade(percent), "cto": False}
+    return lesion.to_dict()
+
+
+def test_a_segment_takes_the_most_confident_measured_view_not_the_worst():
+    frames = [
+        {"path": "a.dcm", "frame": 3, "view": "RAO Cranial",
+         "stenoses": [lesion_record("6", 85.0, 0.7), lesion_record("6", 40.0, 0.6)]},
+        {"path": "b.dcm", "frame": 9, "view": "LAO Cranial",
+         "stenoses": [lesion_record("6", None, 0.95), lesion_record("6", 62.0, 0.9),
+                      lesion_record("12b", None, 0.5)]},
+    ]
+    six, twelve = study_findings(frames)
+    assert six["segment"] == "6" and six["stenosis_percent"] == 62.0
+    assert six["grade"] == "moderate" and six["confidence"] == 0.9
+    assert six["measured_in"] == {"path": "b.dcm", "frame": 9, "view": "LAO Cranial"}
+    assert [(v["path"], v["stenosis_percent"]) for v in six["views"]] == [
+        ("a.dcm", 85.0), ("b.dcm", 62.0)]
+    assert twelve["segment"] == "12b" and twelve["stenosis_percent"] is None

@@ -1,35 +1,45 @@
 """`analyze`: the whole chain that exists so far, over every study in a folder.
 
 Per cine: candidate frames, then the key-frame classifier's scores on them. Per study: the key
-frame(s) of each side, chosen from all its cines, and on each key frame the SYNTAX segments and
-stenoses turned into per-segment findings. Results are written as JSON plus figures.
+frame(s) of each side, chosen from all its cines; on each key frame and on the best frame of
+every other cine, the SYNTAX segments and stenoses turned into named, QCA-measured lesions;
+those consolidated into one finding per segment (`study_findings`); and EN/JA draft reports
+from them. Results are written as JSON plus figures and report texts.
 Each later stage (findings, reports) adds its part to `CineAnalysis`/`StudyAnalysis` here, so
 `angioscribe analyze` and `make demo` always run the full chain.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from angioscribe import __version__
 from angioscribe.anatomy import view_from_angles
 from angioscribe.cine import Cine
 from angioscribe.cli.contract import attempt, json_safe
 from angioscribe.figures import plot_candidates, plot_keyframes
-from angioscribe.findings import plot_findings, segment_frame
+from angioscribe.findings import plot_findings, segment_frame, study_findings
 from angioscribe.frames import DEFAULT_MIN_GAP, Candidate, candidate_frames
 from angioscribe.io import find_inputs, study_key, try_read_cine
+from angioscribe.keyframes.classes import class_name
 from angioscribe.keyframes.classify import FrameScore, KeyframeClassifier, classify_cine
-from angioscribe.keyframes.select import choose_keyframes
+from angioscribe.keyframes.select import KeyFrames, choose_keyframes
+from angioscribe.models.registry import shipped_weights_dir
 from angioscribe.models.segmenter import Segmenter
 from angioscribe.progress import progress
+from angioscribe.qca import mm_per_pixel
+from angioscribe.report.corpus import LANGUAGES
+from angioscribe.report.draft import Drafter, Language
+from angioscribe.report.drafting import draft_request, key_frames_of, write_draft
 
 T = TypeVar("T")
 
@@ -60,14 +70,19 @@ class Segmenters:
 
 @dataclass
 class StudyAnalysis:
-    """One study: its cines' analyses, its key frames and the inputs that could not be read."""
+    """One study: its cines' analyses, its key frames, the findings of each frame read and per
+    segment, the inputs that could not be read, and what produced it (`provenance`). Figure
+    paths are relative to the output folder, so a result folder can be moved whole."""
 
     key: str
     cines: list[CineAnalysis] = field(default_factory=list)
     keyframes: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    study_findings: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     figure: str | None = None
+    drafts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,8 +110,11 @@ def analyze_paths(
     classifier: KeyframeClassifier | None = None,
     segmenters: Segmenters | None = None,
     checkpoint: Callable[[list[StudyAnalysis]], None] | None = None,
+    drafters: Mapping[Language, Drafter] | None = None,
 ) -> list[StudyAnalysis]:
-    """Analyse every cine under `paths`, grouped into studies; figures go under `out_dir`.
+    """Analyse every cine under `paths`, grouped into studies; figures go under `out_dir`,
+    and each study's draft reports (`drafters` per language, the default drafter in EN and
+    JA when None, none when empty) under `out_dir/<study>/report_<lang>.txt`.
 
     Cines are read one at a time; only frames the classifier calls "better" are kept in
     memory, for the key-frame figure. An input that fails (unreadable, or a stage that breaks
@@ -109,6 +127,7 @@ def analyze_paths(
     """
     load_classifier = _first_use(classifier, KeyframeClassifier.load)
     load_segmenters = _first_use(segmenters, Segmenters.load)
+    load_drafters = _first_use(drafters, default_drafters)
     studies: dict[str, StudyAnalysis] = {}
     better_frames: dict[tuple[str, int], np.ndarray] = {}
     save = checkpoint or (lambda _: None)
@@ -130,8 +149,66 @@ def analyze_paths(
     for study in (study for study in studies.values() if study.cines):
         _attempt(study, study.key, partial(
             _choose_keyframes, study, better_frames, load_segmenters(), out_dir))
+        _attempt(study, study.key, partial(_write_drafts, study, load_drafters(), out_dir))
+        study.provenance = provenance(load_classifier(), load_segmenters(), load_drafters())
         save(list(studies.values()))
     return list(studies.values())
+
+
+def default_drafters() -> dict[Language, Drafter]:
+    """The default drafter (the registry's `DEFAULT_DRAFTER`) in English and Japanese."""
+    from angioscribe.report.drafters import DEFAULT_DRAFTER, create_drafter
+
+    return {lang: create_drafter(DEFAULT_DRAFTER, lang) for lang in LANGUAGES}
+
+
+def _write_drafts(study: StudyAnalysis, drafters: Mapping[Language, Drafter],
+                  out_dir: Path) -> None:
+    """The study's drafts, in analysis.json and as `<out>/<study>/report_<lang>.txt`, with
+    its `study_findings` as the clues. None without a key frame: a draft of nothing would
+    read as a normal study (`keyframes.missing` says why there is none)."""
+    if not drafters or not key_frames_of(study):
+        return
+    folder = out_dir / _slug(Path(study.key))
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang, drafter in drafters.items():
+        draft = write_draft(drafter, draft_request(study, lang), study.key, study.key)
+        text_file = folder / f"report_{lang}.txt"
+        text_file.write_text(draft.text + "\n", encoding="utf-8")
+        study.drafts[lang] = {"model": draft.model, "text": draft.text,
+                              "file": _relative(text_file, out_dir)}
+
+
+def provenance(classifier: KeyframeClassifier, segmenters: Segmenters,
+               drafters: Mapping[Language, Drafter]) -> dict[str, Any]:
+    """What produced a study's results: angioscribe's version, each image model's name,
+    weights source and weights hash, and the drafter of each language, so a result can be
+    traced to the exact models that made it."""
+    entries = {"keyframe": classifier.entry, "syntax": segmenters.syntax.entry,
+               "stenosis": segmenters.stenosis.entry}
+    return {
+        "angioscribe": __version__,
+        "models": {role: {"name": entry.name, "weights": entry.weights,
+                          "sha256": weights_sha256(entry.weights)}
+                   for role, entry in entries.items()},
+        "drafters": {lang: drafter.name for lang, drafter in drafters.items()},
+    }
+
+
+@cache
+def weights_sha256(weights: str) -> str | None:
+    """The first 12 hex digits of the SHA-256 of a shipped weights file ("shipped:name"),
+    computed once per run; None for weights not shipped with angioscribe (a hub id or a
+    path names them already)."""
+    kind, _, location = weights.partition(":")
+    path = shipped_weights_dir() / location
+    if kind != "shipped" or not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 def _first_use(given: T | None, load: Callable[[], T]) -> Callable[[], T]:
@@ -156,7 +233,7 @@ def _analyze_source(
     """One cine's analysis and figure; its "better" frames kept for the key-frame stage."""
     analysis = analyze_cine(cine, classifier, min_gap=min_gap)
     figure = out_dir / "figures" / f"{_slug(Path(cine.source))}_candidates.png"
-    analysis.figure = str(plot_candidates(cine, analysis.candidates, figure))
+    analysis.figure = _relative(plot_candidates(cine, analysis.candidates, figure), out_dir)
     for score in analysis.frame_scores:
         if score.keyframe == "better":
             better_frames[(score.path, score.frame)] = cine.frames[score.frame]
@@ -191,7 +268,8 @@ def _choose_keyframes(
     segmenters: Segmenters,
     out_dir: Path,
 ) -> None:
-    """The study's key frames per side from all its cines' scores, their findings, figures."""
+    """The study's key frames per side from all its cines' scores, the findings of every
+    cine's best frame (the key frames first), the study's findings per segment, figures."""
     scored = [score for cine in study.cines for score in cine.frame_scores]
     chosen = choose_keyframes(study.key, scored)
     record = chosen.to_dict()
@@ -202,32 +280,64 @@ def _choose_keyframes(
         for side, frames in chosen.chosen.items()
     }
     figure = out_dir / "figures" / f"{_slug(Path(study.key))}_keyframes.png"
-    study.figure = str(plot_keyframes(study.key, images, chosen.missing, figure))
-    for side, items in images.items():
-        for score, frame in items:
-            overlay = out_dir / "figures" / f"{_slug(Path(score.path))}_{score.frame}_findings.png"
-            findings = keyframe_findings(frame, segmenters, overlay)
-            study.findings.append(
-                {
-                    "side": side,
-                    **findings,
-                    "side_conflict": findings["laterality"] not in (None, side),
-                    "path": score.path,
-                    "frame": score.frame,
-                }
-            )
+    study.figure = _relative(plot_keyframes(study.key, images, chosen.missing, figure), out_dir)
+    cines = {cine.source: cine for cine in study.cines}
+    for side, score, key_frame in frames_to_read(chosen, study.cines):
+        cine = cines[score.path]
+        overlay = out_dir / "figures" / f"{_slug(Path(score.path))}_{score.frame}_findings.png"
+        role = f"{side} key frame" if key_frame else f"best {side} frame of the cine"
+        view = cine.view or "view unknown"
+        title = f"{Path(score.path).name} frame {score.frame}, {view}, {role}"
+        findings = keyframe_findings(better_frames[(score.path, score.frame)], segmenters,
+                                     overlay, cine_mm_per_pixel(cine), title)
+        study.findings.append({
+            "side": side,
+            **findings,
+            "figure": _relative(Path(findings["figure"]), out_dir),
+            "side_conflict": findings["laterality"] not in (None, side),
+            "path": score.path,
+            "frame": score.frame,
+            "view": cine.view,
+            "key_frame": key_frame,
+        })
+    study.study_findings = study_findings(study.findings)
 
 
-def keyframe_findings(frame: np.ndarray, segmenters: Segmenters, overlay: Path) -> dict[str, Any]:
-    """Segments and stenoses of one key frame as per-segment findings, plus the overlay PNG.
+def frames_to_read(chosen: KeyFrames,
+                   cines: list[CineAnalysis]) -> list[tuple[str, FrameScore, bool]]:
+    """(side, frame, is a key frame) for every frame whose lesions are read: the key frames of
+    each side, then the best "better" frame of every other cine (a lesion may show in one
+    projection only). Only "better" frames qualify: they are the ones fully opacified."""
+    picked = [(side, score, True) for side, scores in chosen.chosen.items() for score in scores]
+    read = {score.path for _, score, _ in picked}
+    for cine in (cine for cine in cines if cine.source not in read):
+        best = choose_keyframes(cine.source, cine.frame_scores).chosen
+        if best:
+            side = max(best, key=lambda s: best[s][0].scores[class_name(s, "better")])
+            picked.append((side, best[side][0], False))
+    return picked
+
+
+def cine_mm_per_pixel(cine: CineAnalysis) -> float | None:
+    """Millimetres per pixel at the isocentre from the cine's header; None when unknown."""
+    header = cine.header
+    return mm_per_pixel(header.get("pixel_spacing_mm"), header.get("sid_mm"),
+                        header.get("sod_mm"))
+
+
+def keyframe_findings(frame: np.ndarray, segmenters: Segmenters, overlay: Path,
+                      mm_per_px: float | None = None, title: str = "") -> dict[str, Any]:
+    """Segments and stenoses of one key frame as per-segment findings, each lesion measured
+    (QCA, in mm when `mm_per_px` is known), plus the overlay PNG titled `title`.
 
     The findings' `laterality` is the side the SYNTAX segments show; the key frame's `side` is
     the key-frame classifier's. Both are right on 99-100 % of ARCADE val frames but can differ
     on other frames; the caller flags a difference (`side_conflict`) for the reviewer rather
     than forcing one onto the other: on ARCADE val the segments were right on both frames
     where they differed, and lesion names follow the segments (docs/segmentation.md)."""
-    segments, findings = segment_frame(frame, segmenters.syntax, segmenters.stenosis)
-    return {**findings.to_dict(), "figure": str(plot_findings(frame, segments, findings, overlay))}
+    segments, findings = segment_frame(frame, segmenters.syntax, segmenters.stenosis, mm_per_px)
+    figure = plot_findings(frame, segments, findings, overlay, title)
+    return {**findings.to_dict(), "figure": str(figure)}
 
 
 def write_analysis(studies: list[StudyAnalysis], out_dir: Path) -> Path:
@@ -243,6 +353,11 @@ def write_analysis(studies: list[StudyAnalysis], out_dir: Path) -> Path:
     partial.write_text(json.dumps(records, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     partial.replace(path)
     return path
+
+
+def _relative(path: Path, out_dir: Path) -> str:
+    """An output file's path as analysis.json records it: relative to the output folder."""
+    return path.relative_to(out_dir).as_posix()
 
 
 def _slug(path: Path) -> str:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
-from angioscribe.analyze import analyze_paths, write_analysis
+from angioscribe.analyze import StudyAnalysis, analyze_paths, write_analysis
+from angioscribe.findings import percent_text
 
 EXAMPLE_FOLDERS = ("cine", "dicom")
 
@@ -27,6 +31,35 @@ def example_inputs(data: Path, out: Path) -> list[Path]:
     study = simulate_study(seed=0)
     write_study(study, out / "simulated")
     return [out / "simulated" / study.study_id / "dicom"]
+
+
+def findings_table(study: StudyAnalysis) -> Table:
+    """The study's findings per segment: % diameter stenosis and grade (QCA, from the view
+    named first), the stenosis model's confidence, and every view that shows the lesion."""
+    table = Table(title=f"findings per segment: {study.key}", title_justify="left")
+    for column in ("segment", "stenosis %", "grade", "confidence", "views (frame, %)"):
+        table.add_column(column)
+    for entry in study.study_findings:
+        table.add_row(entry["label"], percent_text(entry["stenosis_percent"]),
+                      entry["grade"] or "-", f"{entry['confidence']:.2f}",
+                      "\n".join(_view(view) for view in entry["views"]))
+    return table
+
+
+def _view(view: dict[str, Any]) -> str:
+    return (f"{view['view'] or 'view unknown'} {Path(view['path']).name} #{view['frame']} "
+            f"({percent_text(view['stenosis_percent'])})")
+
+
+def print_study_findings(console: Console, study: StudyAnalysis) -> None:
+    """The findings table (or that none were found) and the study's EN and JA drafts."""
+    if study.study_findings:
+        console.print(findings_table(study))
+    elif study.findings:
+        console.print("  no lesion found on the frames read")
+    for lang, draft in study.drafts.items():
+        console.print(f"  [bold]draft ({lang.upper()}, {draft['model']})[/bold]: "
+                      f"{escape(draft['text'])}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,12 +84,14 @@ def main(argv: list[str] | None = None) -> None:
             lesions = ", ".join(s["label"] for s in finding["stenoses"]) or "none"
             conflict = (f" [yellow](segments show {finding['laterality']}: check the side)"
                         "[/yellow]" if finding["side_conflict"] else "")
+            role = "key frame" if finding["key_frame"] else "best frame"
             console.print(
-                f"  key frame {finding['side']} {Path(finding['path']).name} #{finding['frame']}: "
+                f"  {role} {finding['side']} {Path(finding['path']).name} #{finding['frame']}: "
                 f"segments {finding['segments']}, stenoses: {lesions}{conflict}"
             )
         for error in study.errors:
             console.print(f"  [red]unreadable[/red] {error['path']}: {error['error']}")
+        print_study_findings(console, study)
     console.print(f"\nresults: {write_analysis(studies, args.out)} and {args.out / 'figures'}/")
 
 

@@ -1,9 +1,12 @@
-"""Image-side findings: which coronary segment each stenosis sits on, and an overlay figure.
+"""Image-side findings: which coronary segment each stenosis sits on, how severe it is, and an
+overlay figure.
 
 The SYNTAX model gives segment probabilities (and the segments its tuned rules report), the
 stenosis model gives lesion regions; a lesion is named after the segment with the most
 probability over its pixels. This is what grounds the report's vessel numbering (CAG-VLM's
 drafts got it wrong ~70 % of the time without it; docs/segmentation.md measures this step).
+Each lesion is then measured by QCA (`angioscribe.qca`) on the SYNTAX model's vessel mask, so a
+finding says "#6 72 %" and not only where a lesion is.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import cv2
 import matplotlib
 import numpy as np
 
-from angioscribe.anatomy import label_en, laterality_of_segments, segment_by_arcade_id
+from angioscribe.anatomy import SEGMENTS, label_en, laterality_of_segments, segment_by_arcade_id
+from angioscribe.qca import NoVesselError, measure_lesion
 from angioscribe.regions import Region, polygon_mask
 
 if TYPE_CHECKING:  # only for annotations: findings need no torch to load
@@ -25,18 +29,41 @@ if TYPE_CHECKING:  # only for annotations: findings need no torch to load
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 # A lesion outlined just beside its vessel still belongs to that vessel.
 NEAREST_SEGMENT_RADIUS = 12
 # Below this mean probability of any segment over a lesion's pixels, it lies off the vessels.
 MIN_VESSEL_PROBABILITY = 0.1
+# A pixel is vessel where the SYNTAX model's background probability is below this (all segment
+# channels together, as docs/qca.md asks: QCA needs the whole vessel, not the reported segments).
+VESSEL_BACKGROUND_BELOW = 0.5
+# Height of the overlay's title band above the frame.
+TITLE_PX = 24
+# The QCA values every lesion carries; all None when it could not be measured.
+MEASUREMENT_KEYS = ("stenosis_percent", "grade", "cto", "mld_px", "reference_px", "length_px",
+                    "mld_mm", "reference_mm", "length_mm")
+
+
+def percent_text(stenosis_percent: float | None) -> str:
+    """A % diameter stenosis as printed ("72 %"); "not measured" when there is none."""
+    return "not measured" if stenosis_percent is None else f"{stenosis_percent:.0f} %"
+
+
+def unmeasured() -> dict[str, Any]:
+    """The measurement keys of a lesion that was not (or could not be) measured."""
+    return dict.fromkeys(MEASUREMENT_KEYS)
 
 
 @dataclass
 class StenosisFinding:
     """One lesion on one segment. `support` is that segment's share of the SYNTAX model's
     segment probability over the lesion's pixels (over the lesion widened by a few pixels when
-    it lies beside the vessel), `confidence` the stenosis model's mean probability over it."""
+    it lies beside the vessel), `confidence` the stenosis model's mean probability over it (how
+    sure the model is that a lesion is there, not how severe it is). `measurement` holds the
+    QCA values of `MEASUREMENT_KEYS` (% diameter stenosis, grade, occlusion, diameters and
+    length), all None when the lesion was not measured."""
 
     segment: str | None
     laterality: str | None
@@ -44,20 +71,29 @@ class StenosisFinding:
     support: float
     bbox: tuple[float, float, float, float]
     polygon: list[list[float]]
+    measurement: dict[str, Any] = field(default_factory=unmeasured)
 
     @property
     def label(self) -> str:
         """Report-style name, "#7 mid LAD", or "unassigned" when no segment is near."""
         return label_en(self.segment) if self.segment else "unassigned"
 
+    @property
+    def caption(self) -> str:
+        """The overlay's words for the lesion: "#6 72 % (conf. 0.94)"; "%" only for stenosis."""
+        severity = percent_text(self.measurement["stenosis_percent"])
+        return f"{self.label.split(' ')[0]} {severity} (conf. {self.confidence:.2f})"
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "label": self.label}
+        record = asdict(self)
+        return {**record, **record.pop("measurement"), "label": self.label}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StenosisFinding:
         return cls(segment=data["segment"], laterality=data["laterality"],
                    confidence=float(data["confidence"]), support=float(data["support"]),
-                   bbox=tuple(data["bbox"]), polygon=[list(p) for p in data["polygon"]])
+                   bbox=tuple(data["bbox"]), polygon=[list(p) for p in data["polygon"]],
+                   measurement={key: data.get(key) for key in MEASUREMENT_KEYS})
 
 
 @dataclass
@@ -98,14 +134,82 @@ def frame_findings(segments: Sequence[Region], stenoses: Sequence[Region],
     return findings
 
 
-def segment_frame(frame: np.ndarray, syntax: Segmenter,
-                  stenosis: Segmenter) -> tuple[list[Region], FrameFindings]:
-    """Both models on one frame: the SYNTAX regions (to draw) and the frame's findings."""
+def segment_frame(frame: np.ndarray, syntax: Segmenter, stenosis: Segmenter,
+                  mm_per_px: float | None = None) -> tuple[list[Region], FrameFindings]:
+    """Both models on one frame: the SYNTAX regions (to draw) and the frame's findings, each
+    lesion measured (`mm_per_px` from `qca.mm_per_pixel`, None when the geometry is unknown)."""
     probabilities = syntax.probabilities(frame)
     segments = syntax.post_process(probabilities)
     findings = frame_findings(segments, stenosis.regions(frame), probabilities,
                               syntax.entry.label_ids)
+    vessel = vessel_mask(probabilities, syntax.entry.label_ids)
+    for lesion in findings.stenoses:
+        lesion.measurement = measure(frame, vessel, lesion.polygon, mm_per_px)
     return segments, findings
+
+
+def vessel_mask(probabilities: np.ndarray, label_ids: Sequence[int]) -> np.ndarray:
+    """Where the SYNTAX model sees any vessel: its background probability below 0.5."""
+    return probabilities[list(label_ids).index(0)] < VESSEL_BACKGROUND_BELOW
+
+
+def measure(frame: np.ndarray, vessel: np.ndarray, polygon: Sequence[Sequence[float]],
+            mm_per_px: float | None) -> dict[str, Any]:
+    """The QCA values of the lesion outlined by `polygon`; all None when no vessel runs
+    through it (the lesion is still reported, with its segment and confidence)."""
+    lesion = polygon_mask(np.asarray(polygon), frame.shape).astype(bool)
+    try:
+        return measure_lesion(frame, vessel, lesion, mm_per_px).to_dict()
+    except NoVesselError:
+        return unmeasured()
+
+
+def study_findings(frames: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A study's findings, one per segment, from the findings of each frame read (analysis.json's
+    `findings` entries: `path`, `frame`, `view` and their `stenoses`), in SYNTAX order.
+
+    Each entry has the segment ("12b"), its label and side, the QCA values (`MEASUREMENT_KEYS`)
+    and `confidence` of the lesion measured in the view where the stenosis model is most
+    confident (`measured_in`), and `views`: every frame showing a lesion on the segment, with
+    that frame's % and confidence (its most confident measured lesion there). Not the worst % of all
+    views: where another vessel crosses the lesion or the view foreshortens it, QCA errs by
+    about 20 points, mostly upward (docs/qca.md), so the worst view is the least reliable one.
+    A lesion that could not be measured in any view keeps its segment with null QCA values.
+    """
+    seen: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for frame in frames:
+        per_segment: dict[str, dict[str, Any]] = {}
+        for lesion in frame["stenoses"]:
+            known = per_segment.get(lesion["segment"])
+            if lesion["segment"] and (known is None or _trust(lesion) > _trust(known)):
+                per_segment[lesion["segment"]] = lesion
+        for segment, lesion in per_segment.items():
+            seen.setdefault(segment, []).append((frame, lesion))
+    order = list(SEGMENTS)
+    return [_segment_finding(segment, seen[segment]) for segment in sorted(seen, key=order.index)]
+
+
+def _segment_finding(segment: str,
+                     views: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """One segment's study finding from the (frame, lesion) pairs that show it."""
+    frame, lesion = max(views, key=lambda pair: _trust(pair[1]))
+    return {
+        "segment": segment,
+        "label": lesion["label"],
+        "laterality": lesion["laterality"],
+        **{key: lesion[key] for key in MEASUREMENT_KEYS},
+        "confidence": lesion["confidence"],
+        "measured_in": {"path": frame["path"], "frame": frame["frame"], "view": frame["view"]},
+        "views": [{"path": f["path"], "frame": f["frame"], "view": f["view"],
+                   "stenosis_percent": one["stenosis_percent"], "confidence": one["confidence"]}
+                  for f, one in views],
+    }
+
+
+def _trust(lesion: dict[str, Any]) -> tuple[bool, float]:
+    """Which lesion record of a segment to report: a measured one first, then the one the
+    stenosis model is most confident of."""
+    return lesion["stenosis_percent"] is not None, lesion["confidence"]
 
 
 def _segment_channels(label_ids: Sequence[int], laterality: str | None) -> dict[int, int]:
@@ -149,12 +253,13 @@ def _most_probable_segment(probabilities: np.ndarray, channels: dict[int, int],
 
 
 def plot_findings(image: np.ndarray, segments: Sequence[Region], findings: FrameFindings,
-                  path: str | Path) -> Path:
-    """PNG overlay: segments filled in colour and numbered, stenoses outlined in red with the
-    segment they were assigned to, on the grey frame at its own resolution."""
+                  path: str | Path, title: str = "") -> Path:
+    """PNG overlay: segments filled in colour and numbered, stenoses outlined in red with their
+    segment, QCA % diameter stenosis and the model's confidence, on the grey frame at its own
+    resolution, under `title` and above a legend that says what the numbers mean."""
     height, width = image.shape
-    fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
-    axes = fig.add_axes((0, 0, 1, 1))
+    fig = plt.figure(figsize=(width / 100, (height + TITLE_PX) / 100), dpi=100)
+    axes = fig.add_axes((0, 0, 1, height / (height + TITLE_PX)))
     axes.imshow(image, cmap="gray", vmin=0, vmax=255)
     colours = plt.get_cmap("tab20")
     for region in segments:
@@ -168,9 +273,14 @@ def plot_findings(image: np.ndarray, segments: Sequence[Region], findings: Frame
         outline = np.asarray(stenosis.polygon)
         axes.plot(*np.vstack([outline, outline[:1]]).T, color="red", lw=1.5)
         x, y, w, _ = stenosis.bbox
-        axes.text(x + w, y, f"{stenosis.label.split(' ')[0]} {stenosis.confidence:.2f}",
-                  color="red", fontsize=8, ha="left", va="bottom", weight="bold")
+        axes.text(x + w, y, stenosis.caption, color="red", fontsize=8, ha="left", va="bottom",
+                  weight="bold")
     axes.set_axis_off()
+    fig.suptitle(title, fontsize=9, y=1 - 4 / (height + TITLE_PX))
+    legend = [Patch(color=colours(0), alpha=0.45, label="SYNTAX segment (number)"),
+              Line2D([], [], color="red", lw=1.5,
+                     label="lesion: segment, % diameter stenosis (QCA), model confidence")]
+    axes.legend(handles=legend, loc="lower left", fontsize=7, framealpha=0.7)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,7 +11,10 @@ from angioscribe.cli.contract import finish
 from angioscribe.cli.output import print_records, stderr
 from angioscribe.frames import DEFAULT_MIN_GAP
 
-STUDY_COLUMNS = ("study", "cines", "unreadable")
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+STUDY_COLUMNS = ("study", "cines", "unreadable", "findings")
 
 
 def analyze(
@@ -28,7 +31,9 @@ def analyze(
 ) -> None:
     """Run every stage that exists on each study; inputs that fail are listed, not fatal.
 
-    analysis.json holds one entry per study; each lists the inputs that failed in `errors`
+    analysis.json holds one entry per study: findings per frame read and per segment (%
+    diameter stenosis by QCA), EN and JA draft reports (also as <out>/<study>/report_en.txt and
+    report_ja.txt) and the models that made them; the inputs that failed are in `errors`
     (`path`, `error`). It is rewritten after every cine, so a batch that dies late keeps what
     it did. Exit code 0 when every input was analysed, 1 when some failed, 3 when none was.
     """
@@ -38,8 +43,17 @@ def analyze(
                             checkpoint=lambda so_far: write_analysis(so_far, out))
     written = write_analysis(studies, out)
     print_records([study.to_dict() if as_json else {
-        "study": study.key, "cines": len(study.cines), "unreadable": len(study.errors)}
+        "study": study.key, "cines": len(study.cines), "unreadable": len(study.errors),
+        "findings": findings_summary(study.study_findings)}
         for study in studies], as_json, STUDY_COLUMNS)
     stderr.print(f"results: {written}")
     finish(sum(len(study.cines) for study in studies),
            sum(len(study.errors) for study in studies))
+
+
+def findings_summary(study_findings: Sequence[dict[str, Any]]) -> str:
+    """A study's findings in a table cell: "#6 72 %, #12b not measured", or "none"."""
+    from angioscribe.findings import percent_text
+
+    return ", ".join(f"#{entry['segment']} {percent_text(entry['stenosis_percent'])}"
+                     for entry in study_findings) or "none"

@@ -45,26 +45,9 @@ def key_frames_of(study: StudyAnalysis) -> list[KeyFrameImage]:
 
 
 def findings_of(study: StudyAnalysis) -> list[dict[str, Any]]:
-    """The study's per-segment findings: its `study_findings` when the chain gives them, else
-    one entry per named lesion of each key frame (severity keys as far as the lesion has them).
-    """
-    given = getattr(study, "study_findings", None)
-    if given is not None:
-        return [dict(entry) for entry in given]
-    entries = []
-    for frame in study.findings:
-        for lesion in frame.get("stenoses", []):
-            if lesion.get("segment") is None:
-                continue
-            entries.append({
-                "segment": lesion["segment"],
-                "stenosis_percent": lesion.get("stenosis_percent"),
-                "grade": lesion.get("grade"),
-                "cto": bool(lesion.get("cto", False)),
-                "confidence": lesion.get("confidence"),
-                "views": [{"path": frame["path"], "frame": frame["frame"]}],
-            })
-    return entries
+    """The study's per-segment findings (`study_findings`: one per segment, QCA-measured in
+    the view the stenosis model is surest of, every view that shows it listed), as clues."""
+    return [dict(entry) for entry in study.study_findings]
 
 
 def draft_request(study: StudyAnalysis, lang: Language, clinical_text: str | None = None,
@@ -113,9 +96,10 @@ def draft_paths(
     """(input, draft) for every study under each input and every language, or (input, error)
     for a study or input that cannot be drafted; the batch goes on.
 
-    Each input is analysed on its own (`analyze.analyze_paths`, models loaded once), so every
-    draft names the input it came from. An image file is a one-frame study whose id is the
-    file's name; other studies go by their key (`io.study_key`).
+    Each input is analysed on its own (`analyze.analyze_paths`, models loaded once, drafting
+    left to the drafters given here), so every draft names the input it came from. An image
+    file is a one-frame study whose id is the file's name; other studies go by their key
+    (`io.study_key`).
     """
     from angioscribe.analyze import Segmenters, analyze_paths
     from angioscribe.keyframes.classify import KeyframeClassifier
@@ -124,7 +108,7 @@ def draft_paths(
     for path in map(Path, paths):
         with tempfile.TemporaryDirectory(prefix="angioscribe-report-") as figures:
             studies = analyze_paths([path], Path(figures), classifier=classifier,
-                                    segmenters=segmenters)
+                                    segmenters=segmenters, drafters={})
         for study in studies:
             if not study.cines:
                 problems = "; ".join(error["error"] for error in study.errors)
