@@ -247,12 +247,13 @@ def test_an_analysed_study_becomes_a_request_with_the_segments_side():
         keyframes={"keyframes": {"RCA": [{"path": "s/cine1.dcm", "frame": 9}]}, "missing": {}},
         findings=[{"path": "s/cine1.dcm", "frame": 9, "side": "RCA", "laterality": "LCA",
                    "stenoses": [{"segment": "13", "confidence": 0.8}, {"segment": None}]}],
+        study_findings=[{"segment": "13", "confidence": 0.8,
+                         "views": [{"path": "s/cine1.dcm", "frame": 9}]}],
     )
     request = draft_request(study, "en")
     assert [(f.path, f.frame, f.side, f.view) for f in request.key_frames] == [
         ("s/cine1.dcm", 9, "LCA", "LAO Cranial")]
-    assert [(f["segment"], f["views"]) for f in request.findings] == [
-        ("13", [{"path": "s/cine1.dcm", "frame": 9}])]
+    assert request.findings == study.study_findings
     text = TemplateDrafter().draft(request).text
     assert parse_report(text, "en").stated_laterality == "LCA", text
     study.keyframes = {"keyframes": {}, "missing": {"LCA": "no LCA injection found"}}
