@@ -168,13 +168,14 @@ def study_findings(frames: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """A study's findings, one per segment, from the findings of each frame read (analysis.json's
     `findings` entries: `path`, `frame`, `view` and their `stenoses`), in SYNTAX order.
 
-    Each entry has the segment ("12b"), its label and side, the QCA values (`MEASUREMENT_KEYS`)
-    and `confidence` of the lesion measured in the view where the stenosis model is most
-    confident (`measured_in`), and `views`: every frame showing a lesion on the segment, with
-    that frame's % and confidence (its most confident measured lesion there). Not the worst % of all
-    views: where another vessel crosses the lesion or the view foreshortens it, QCA errs by
-    about 20 points, mostly upward (docs/qca.md), so the worst view is the least reliable one.
-    A lesion that could not be measured in any view keeps its segment with null QCA values.
+    Each entry has the segment ("12b"), its label and side, and the QCA values
+    (`MEASUREMENT_KEYS`) and `confidence` of one lesion: of all the lesions measured on the
+    segment, the one the stenosis model is most confident of (`measured_in` names its frame).
+    `views` lists every frame showing a lesion on the segment, with that frame's % and
+    confidence. Not the worst % of all views: where another vessel crosses the lesion or the
+    view foreshortens it, QCA errs by about 20 points, mostly upward (docs/qca.md), so the
+    worst view is the least reliable one. A lesion that could not be measured in any view
+    keeps its segment with null QCA values.
     """
     seen: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for frame in frames:
