@@ -12,7 +12,7 @@ from angioscribe.analyze import Segmenters, keyframe_findings, missing_with_unre
 from angioscribe.anatomy import SEGMENTS
 from angioscribe.cli import app
 from angioscribe.demo import main as demo_main
-from angioscribe.findings import StenosisFinding, segment_frame, study_findings
+from angioscribe.findings import StenosisFinding, frame_findings, segment_frame, study_findings
 from angioscribe.qca import grade
 from angioscribe.qca.simulated import view_lesions
 from angioscribe.regions import Region, mask_polygon
@@ -256,3 +256,17 @@ def test_a_segment_takes_the_most_confident_measured_view_not_the_worst():
     assert [(v["path"], v["stenosis_percent"]) for v in six["views"]] == [
         ("a.dcm", 85.0), ("b.dcm", 62.0)]
     assert twelve["segment"] == "12b" and twelve["stenosis_percent"] is None
+
+
+def test_without_segments_a_lesion_is_named_on_the_classifiers_side():
+    """No segment kept by the rules: the lesion is named on the given side's segments, even
+    where the other coronary's segment has more probability there."""
+    probabilities = np.zeros((26, 40, 40), dtype=np.float32)
+    probabilities[0] = 0.2
+    probabilities[2] = 0.5  # ARCADE id 2: #2 mid RCA
+    probabilities[6] = 0.3  # ARCADE id 6: #6 proximal LAD
+    lesion = Region(26, np.array([[10, 10], [20, 10], [20, 20], [10, 20]], float), 0.9, 100.0)
+    unknown = frame_findings([], [lesion], probabilities, range(26))
+    left = frame_findings([], [lesion], probabilities, range(26), side="LCA")
+    assert unknown.stenoses[0].segment == "2" and unknown.laterality is None
+    assert left.stenoses[0].segment == "6" and left.laterality is None

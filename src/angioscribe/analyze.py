@@ -289,7 +289,7 @@ def _choose_keyframes(
         view = cine.view or "view unknown"
         title = f"{Path(score.path).name} frame {score.frame}, {view}, {role}"
         findings = keyframe_findings(better_frames[(score.path, score.frame)], segmenters,
-                                     overlay, cine_mm_per_pixel(cine), title)
+                                     overlay, cine_mm_per_pixel(cine), title, side)
         study.findings.append({
             "side": side,
             **findings,
@@ -326,7 +326,8 @@ def cine_mm_per_pixel(cine: CineAnalysis) -> float | None:
 
 
 def keyframe_findings(frame: np.ndarray, segmenters: Segmenters, overlay: Path,
-                      mm_per_px: float | None = None, title: str = "") -> dict[str, Any]:
+                      mm_per_px: float | None = None, title: str = "",
+                      side: str | None = None) -> dict[str, Any]:
     """Segments and stenoses of one key frame as per-segment findings, each lesion measured
     (QCA, in mm when `mm_per_px` is known), plus the overlay PNG titled `title`.
 
@@ -334,8 +335,10 @@ def keyframe_findings(frame: np.ndarray, segmenters: Segmenters, overlay: Path,
     the key-frame classifier's. Both are right on 99-100 % of ARCADE val frames but can differ
     on other frames; the caller flags a difference (`side_conflict`) for the reviewer rather
     than forcing one onto the other: on ARCADE val the segments were right on both frames
-    where they differed, and lesion names follow the segments (docs/segmentation.md)."""
-    segments, findings = segment_frame(frame, segmenters.syntax, segmenters.stenosis, mm_per_px)
+    where they differed, and lesion names follow the segments (docs/segmentation.md); `side`
+    (the classifier's) names them only where the segments show no side."""
+    segments, findings = segment_frame(frame, segmenters.syntax, segmenters.stenosis, mm_per_px,
+                                       side)
     figure = plot_findings(frame, segments, findings, overlay, title)
     return {**findings.to_dict(), "figure": str(figure)}
 

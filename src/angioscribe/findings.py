@@ -115,7 +115,8 @@ class FrameFindings:
 
 
 def frame_findings(segments: Sequence[Region], stenoses: Sequence[Region],
-                   segment_probabilities: np.ndarray, label_ids: Sequence[int]) -> FrameFindings:
+                   segment_probabilities: np.ndarray, label_ids: Sequence[int],
+                   side: str | None = None) -> FrameFindings:
     """The frame's reported segments and side, and each stenosis named after its segment.
 
     `segments` are the SYNTAX regions kept by the metric-tuned rules (listed and drawn);
@@ -123,25 +124,29 @@ def frame_findings(segments: Sequence[Region], stenoses: Sequence[Region],
     c being ARCADE id `label_ids[c]` (0 = background). Lesions are named from the probabilities,
     not from the kept regions: those rules drop every class the model is unsure of (one wrong
     class zeroes an ARCADE image), side branches above all, and a lesion on a dropped branch
-    would be named after a neighbouring vessel.
+    would be named after a neighbouring vessel. Lesions are named on the side the segments
+    show; where they show none, on `side` (the key-frame classifier's, when known), so a frame
+    whose segments the rules all drop does not get lesions of the other coronary.
     """
     numbers = [segment_by_arcade_id(i).number for i in sorted({r.category_id for r in segments})]
     laterality = laterality_of_segments(numbers)
     findings = FrameFindings(segments=numbers, laterality=laterality)
-    channels = _segment_channels(label_ids, laterality)
+    channels = _segment_channels(label_ids, laterality or side)
     for region in stenoses:
         findings.stenoses.append(_assign(segment_probabilities, channels, region))
     return findings
 
 
 def segment_frame(frame: np.ndarray, syntax: Segmenter, stenosis: Segmenter,
-                  mm_per_px: float | None = None) -> tuple[list[Region], FrameFindings]:
+                  mm_per_px: float | None = None,
+                  side: str | None = None) -> tuple[list[Region], FrameFindings]:
     """Both models on one frame: the SYNTAX regions (to draw) and the frame's findings, each
-    lesion measured (`mm_per_px` from `qca.mm_per_pixel`, None when the geometry is unknown)."""
+    lesion measured (`mm_per_px` from `qca.mm_per_pixel`, None when the geometry is unknown);
+    `side` names lesions where the segments show no side (`frame_findings`)."""
     probabilities = syntax.probabilities(frame)
     segments = syntax.post_process(probabilities)
     findings = frame_findings(segments, stenosis.regions(frame), probabilities,
-                              syntax.entry.label_ids)
+                              syntax.entry.label_ids, side)
     vessel = vessel_mask(probabilities, syntax.entry.label_ids)
     for lesion in findings.stenoses:
         lesion.measurement = measure(frame, vessel, lesion.polygon, mm_per_px)
