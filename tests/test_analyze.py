@@ -70,6 +70,17 @@ def test_analyze_real_cine_and_dicoms(shared_data, tmp_path):
     for draft in drafts.values():
         assert (out / draft["file"]).read_text(encoding="utf-8").strip() == draft["text"]
     assert "Left coronary angiogram" in drafts["en"]["text"]
+    # The WG04 cerebral angiogram is no coronary angiogram: its frame is refused with its
+    # score, and gives no key frame, no segments, no lesions and no draft describing it.
+    cerebral = [c for c in cines if "wg04" in c["source"]]
+    assert cerebral and all(c["out_of_scope"] for c in cerebral)
+    for verdict in (v for c in cerebral for v in c["out_of_scope"].values()):
+        assert not verdict["in_scope"] and verdict["score"] > verdict["threshold"]
+    for study in (s for s in studies if all("wg04" in c["source"] for c in s["cines"])):
+        assert not study["findings"] and not study["drafts"]
+        reasons = study["keyframes"]["missing"].values()
+        assert all("not a coronary angiogram" in why for why in reasons)
+    assert not real["out_of_scope"].get(chosen["frame"])
     models = lca_study["provenance"]["models"]
     assert {model["name"] for model in models.values()} == {
         "keyframe-effnetl0", "syntax-seg", "stenosis-seg"}
@@ -107,9 +118,14 @@ def test_demo_simulates_a_study_without_shared_data(tmp_path):
     saved = json.loads((tmp_path / "demo" / "analysis.json").read_text())
     assert len(saved) == 1 and len(saved[0]["cines"]) >= 6
     assert all(cine["candidates"] for cine in saved[0]["cines"])
-    # Every cine with a fully opacified frame is read, not only one key frame per side.
+    # Every cine with a fully opacified frame the scope guard accepts is read, not only one
+    # key frame per side.
     read = {finding["path"] for finding in saved[0]["findings"]}
-    assert len(read) > 2 and sum(f["key_frame"] for f in saved[0]["findings"]) <= 2
+    accepted = {cine["source"] for cine in saved[0]["cines"]
+                if any(score["keyframe"] == "better" and str(score["frame"]) not in
+                       cine["out_of_scope"] for score in cine["frame_scores"])}
+    assert read == accepted and len(read) >= 2
+    assert sum(f["key_frame"] for f in saved[0]["findings"]) <= 2
     assert set(saved[0]["drafts"]) == {"en", "ja"}
 
 

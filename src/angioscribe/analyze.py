@@ -40,6 +40,7 @@ from angioscribe.qca import mm_per_pixel
 from angioscribe.report.corpus import LANGUAGES
 from angioscribe.report.draft import Drafter, Language
 from angioscribe.report.drafting import draft_request, key_frames_of, write_draft
+from angioscribe.scope import check_scope_batch
 
 T = TypeVar("T")
 
@@ -54,6 +55,12 @@ class CineAnalysis:
     candidates: list[Candidate]
     frame_scores: list[FrameScore]
     figure: str | None = None
+    out_of_scope: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def scores_in_scope(self) -> list[FrameScore]:
+        """The frame scores key frames and lesions may come from: not the frames the scope
+        guard refused as no coronary angiogram (`out_of_scope`, frame -> its verdict)."""
+        return [score for score in self.frame_scores if score.frame not in self.out_of_scope]
 
 
 @dataclass
@@ -234,9 +241,13 @@ def _analyze_source(
     analysis = analyze_cine(cine, classifier, min_gap=min_gap)
     figure = out_dir / "figures" / f"{_slug(Path(cine.source))}_candidates.png"
     analysis.figure = _relative(plot_candidates(cine, analysis.candidates, figure), out_dir)
-    for score in analysis.frame_scores:
-        if score.keyframe == "better":
-            better_frames[(score.path, score.frame)] = cine.frames[score.frame]
+    better = [score.frame for score in analysis.frame_scores if score.keyframe == "better"]
+    verdicts = check_scope_batch(cine.frames[better]) if better else []
+    for frame, verdict in zip(better, verdicts, strict=True):
+        if verdict.in_scope:
+            better_frames[(cine.source, frame)] = cine.frames[frame]
+        else:  # not a coronary angiogram: no key frame, no segments, no lesions from it
+            analysis.out_of_scope[frame] = verdict.to_record()
     return analysis
 
 
@@ -262,6 +273,16 @@ def missing_with_unread(missing: dict[str, str], unread: int) -> dict[str, str]:
             for side, reason in missing.items()}
 
 
+def missing_with_refused(missing: dict[str, str], refused: int) -> dict[str, str]:
+    """Missing sides' reasons, adding how many frames the scope guard refused: a side may be
+    missing because its frames did not look like coronary angiograms, not for want of them."""
+    if not refused:
+        return missing
+    frames = "1 frame" if refused == 1 else f"{refused} frames"
+    return {side: f"{reason}; {frames} refused as not a coronary angiogram"
+            for side, reason in missing.items()}
+
+
 def _choose_keyframes(
     study: StudyAnalysis,
     better_frames: dict[tuple[str, int], np.ndarray],
@@ -270,11 +291,13 @@ def _choose_keyframes(
 ) -> None:
     """The study's key frames per side from all its cines' scores, the findings of every
     cine's best frame (the key frames first), the study's findings per segment, figures."""
-    scored = [score for cine in study.cines for score in cine.frame_scores]
+    scored = [score for cine in study.cines for score in cine.scores_in_scope()]
     chosen = choose_keyframes(study.key, scored)
     record = chosen.to_dict()
+    refused = sum(len(cine.out_of_scope) for cine in study.cines)
+    missing = missing_with_refused(record["missing"], refused)
     study.keyframes = {"keyframes": record["keyframes"],
-                       "missing": missing_with_unread(record["missing"], len(study.errors))}
+                       "missing": missing_with_unread(missing, len(study.errors))}
     images = {
         side: [(score, better_frames[(score.path, score.frame)]) for score in frames]
         for side, frames in chosen.chosen.items()
@@ -311,7 +334,7 @@ def frames_to_read(chosen: KeyFrames,
     picked = [(side, score, True) for side, scores in chosen.chosen.items() for score in scores]
     read = {score.path for _, score, _ in picked}
     for cine in (cine for cine in cines if cine.source not in read):
-        best = choose_keyframes(cine.source, cine.frame_scores).chosen
+        best = choose_keyframes(cine.source, cine.scores_in_scope()).chosen
         if best:
             side = max(best, key=lambda s: best[s][0].scores[class_name(s, "better")])
             picked.append((side, best[side][0], False))

@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"candidates {[c.index for c in cine.candidates]}, "
                 f"most opacified {best.index if best else None}"
             )
+            for frame, verdict in cine.out_of_scope.items():
+                console.print(f"    frame {frame} [yellow]out of scope[/yellow]: "
+                              f"{verdict['reason']}")
         for finding in study.findings:
             lesions = ", ".join(s["label"] for s in finding["stenoses"]) or "none"
             conflict = (f" [yellow](segments show {finding['laterality']}: check the side)"
