@@ -130,8 +130,11 @@ def candidate_frames(frames: np.ndarray, min_gap: int = DEFAULT_MIN_GAP) -> list
     for i in sorted(kinds, key=lambda k: (-strength[k], k)):
         if all(abs(i - j) >= min_gap for j in chosen):
             chosen.append(i)
-    detail = opacification(frames)
+    chosen.sort()
+    # Only the chosen frames' opacification is needed: a third of the time of the whole rule
+    # when computed for every frame.
+    detail = opacification(frames[chosen])
     return [
-        Candidate(i, tuple(kinds[i]), float(mean[i]), float(variance[i]), float(detail[i]))
-        for i in sorted(chosen)
+        Candidate(i, tuple(kinds[i]), float(mean[i]), float(variance[i]), float(score))
+        for i, score in zip(chosen, detail, strict=True)
     ]
