@@ -24,8 +24,8 @@ import numpy as np
 
 from angioscribe import __version__
 from angioscribe.anatomy import view_from_angles
+from angioscribe.batch import attempt, json_safe
 from angioscribe.cine import Cine
-from angioscribe.cli.contract import attempt, json_safe
 from angioscribe.figures import plot_candidates, plot_keyframes
 from angioscribe.findings import plot_findings, segment_frame, study_findings
 from angioscribe.frames import DEFAULT_MIN_GAP, Candidate, candidate_frames
@@ -253,7 +253,7 @@ def _analyze_source(
 
 def _attempt(study: StudyAnalysis, source: str | Path, work: Callable[[], T]) -> T | None:
     """One stage of the chain's result; a failure becomes an entry of the study's `errors`
-    and the other cines and studies go on (`contract.attempt`)."""
+    and the other cines and studies go on (`batch.attempt`)."""
     result, error = attempt(source, work)
     if error is not None:
         study.errors.append(error)

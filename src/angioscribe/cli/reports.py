@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from angioscribe.cli.contract import RecordSink, error_record, finish, json_safe
+from angioscribe.batch import error_record, json_safe
+from angioscribe.cli.contract import RecordSink, finish
 from angioscribe.cli.output import print_records, progress, to_json
 from angioscribe.cli.refusal import refuse
 from angioscribe.errors import InputError

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from angioscribe.cli.contract import ExitCode, attempt, error_record, finish, json_safe
+from angioscribe.batch import attempt, error_record, json_safe
+from angioscribe.cli.contract import ExitCode, finish
 from angioscribe.cli.evaluate import ArcadeTask
 from angioscribe.cli.output import progress, stderr
 
