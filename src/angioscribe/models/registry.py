@@ -260,7 +260,7 @@ def _entry_without_weights(source: str) -> ModelEntry:
 def _load_weights(source: str) -> tuple[ModelEntry, dict[str, torch.Tensor]]:
     _load_builtin_entries()
     if source.startswith(HUB_PREFIX):
-        return read_artifact(_download_from_hub(source.removeprefix(HUB_PREFIX)))
+        return read_artifact(download_from_hub(source.removeprefix(HUB_PREFIX)))
     if source in _ENTRIES:
         return _load_registered(_ENTRIES[source])
     path = Path(source)
@@ -286,12 +286,13 @@ def _load_registered(entry: ModelEntry) -> tuple[ModelEntry, dict[str, torch.Ten
         artifact_entry, state = read_artifact(path)
         return replace(artifact_entry, name=entry.name, weights=entry.weights), state
     if kind == "hf-hub":
-        artifact_entry, state = read_artifact(_download_from_hub(location))
+        artifact_entry, state = read_artifact(download_from_hub(location))
         return replace(artifact_entry, name=entry.name, weights=entry.weights), state
     raise WeightsMissingError(f"model {entry.name!r} has no weights source. {entry.how_to_get}")
 
 
-def _download_from_hub(repo_id: str) -> Path:
+def download_from_hub(repo_id: str) -> Path:
+    """The repository's artifact file, fetched (or found in the hub cache) on this machine."""
     try:
         from huggingface_hub import hf_hub_download
 

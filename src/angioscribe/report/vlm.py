@@ -207,9 +207,9 @@ def drafter_from_source(source: str, lang: Language) -> VLMDrafter:
     """A drafter from an adapter file or an `hf-hub:org/repo` holding one; its language must
     be `lang` (one model per language)."""
     from angioscribe.errors import InputError
-    from angioscribe.models.registry import _download_from_hub
+    from angioscribe.models.registry import download_from_hub
 
-    path = (_download_from_hub(source.removeprefix(HUB_PREFIX))
+    path = (download_from_hub(source.removeprefix(HUB_PREFIX))
             if source.startswith(HUB_PREFIX) else Path(source))
     if not path.is_file():
         raise InputError(source, "not a drafter name, adapter file or hf-hub: id")
