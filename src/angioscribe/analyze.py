@@ -220,14 +220,7 @@ def weights_sha256(weights: str) -> str | None:
 
 def _first_use(given: T | None, load: Callable[[], T]) -> Callable[[], T]:
     """A getter for `given`, or for what `load()` returns, called once on first use."""
-    loaded: list[T] = [] if given is None else [given]
-
-    def get() -> T:
-        if not loaded:
-            loaded.append(load())
-        return loaded[0]
-
-    return get
+    return cache(load) if given is None else lambda: given
 
 
 def _analyze_source(
