@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
 
 from angioscribe.errors import InputError
-from angioscribe.io.dicom_pixels import PixelModule
+from angioscribe.io.dicom_pixels import PixelModule, header_value
 from angioscribe.io.greyscale import luminance, scale_to_uint8
 from angioscribe.io.header import shown
 
@@ -109,18 +109,18 @@ class Display:
 
 def _check_rescale(path: Path, dataset: Dataset) -> None:
     for keyword in ("RescaleSlope", "RescaleIntercept"):
-        value = _value(path, dataset, keyword)
+        value = header_value(path, dataset, keyword)
         if value is not None and _first_number(value) is None:
             raise InputError(path, f"{keyword} is not a number: {shown(value)}")
 
 
 def _check_lut(path: Path, dataset: Dataset, keyword: str, name: str, bits: frozenset) -> bool:
     """True for a complete, usable LUT in the sequence; InputError for a damaged one."""
-    items = _value(path, dataset, keyword)
+    items = header_value(path, dataset, keyword)
     if not items:
         return False
     item = items[0]
-    descriptor = _value(path, item, "LUTDescriptor")
+    descriptor = header_value(path, item, "LUTDescriptor")
     if descriptor is None:
         raise InputError(path, f"the {name} has no LUT Descriptor")
     numbers = [_first_number(entry) for entry in _as_list(descriptor)]
@@ -130,7 +130,7 @@ def _check_lut(path: Path, dataset: Dataset, keyword: str, name: str, bits: froz
     if depth not in bits:
         allowed = "8 or 16" if bits == MODALITY_LUT_BITS else "8 or 10-16"
         raise InputError(path, f"the {name} descriptor says {depth}-bit entries ({allowed})")
-    data = _value(path, item, "LUTData")
+    data = header_value(path, item, "LUTData")
     if data is None:
         raise InputError(path, f"the {name} has no LUT Data")
     values = _lut_values(data)
@@ -147,23 +147,14 @@ def _voi_kind(path: Path, dataset: Dataset) -> str | None:
     """'lut', 'window' or None; a complete VOI LUT wins over a window, as in pydicom."""
     if _check_lut(path, dataset, "VOILUTSequence", "VOI LUT", VOI_LUT_BITS):
         return "lut"
-    centre = _value(path, dataset, "WindowCenter")
-    width = _value(path, dataset, "WindowWidth")
+    centre = header_value(path, dataset, "WindowCenter")
+    width = header_value(path, dataset, "WindowWidth")
     if centre is None or width is None:
         return None
     for keyword, value in (("WindowCenter", centre), ("WindowWidth", width)):
         if _first_number(value) is None:
             raise InputError(path, f"{keyword} is not a number: {shown(value)}")
     return "window"
-
-
-def _value(path: Path, dataset: Dataset, keyword: str) -> Any:
-    """A header value, None when absent or empty; InputError when pydicom cannot convert it."""
-    try:
-        value = dataset.get(keyword)
-    except Exception as error:  # pydicom converts lazily; a damaged element raises on access
-        raise InputError(path, f"{keyword} is unreadable: {error}") from error
-    return None if value is None or value == "" else value
 
 
 def _as_list(value: Any) -> list[Any]:

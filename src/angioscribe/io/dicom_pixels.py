@@ -149,11 +149,8 @@ def _whole(
     default: int | None = None,
 ) -> int:
     """A whole-number header value within `limits`, else an InputError naming it."""
-    try:
-        value = dataset.get(keyword)
-    except Exception as error:  # pydicom converts lazily; a damaged element raises on access
-        raise InputError(path, f"{keyword} is unreadable: {error}") from error
-    if value is None or value == "":
+    value = header_value(path, dataset, keyword)
+    if value is None:
         if default is None:
             raise InputError(path, f"{keyword} is missing")
         return default
@@ -169,10 +166,8 @@ def _whole(
 
 def _photometric(path: Path, dataset: Dataset, samples: int) -> str:
     """PhotometricInterpretation, consistent with the samples per pixel."""
-    try:
-        photometric = str(dataset.get("PhotometricInterpretation") or "").strip().upper()
-    except Exception as error:  # a damaged element raises on access
-        raise InputError(path, f"PhotometricInterpretation is unreadable: {error}") from error
+    value = header_value(path, dataset, "PhotometricInterpretation")
+    photometric = str(value or "").strip().upper()
     if not photometric:
         raise InputError(path, "PhotometricInterpretation is missing")
     expected = GREY_PHOTOMETRICS if samples == 1 else COLOUR_PHOTOMETRICS
@@ -181,6 +176,15 @@ def _photometric(path: Path, dataset: Dataset, samples: int) -> str:
             path, f"unsupported pixel format: {samples} samples per pixel, {photometric}"
         )
     return photometric
+
+
+def header_value(path: Path, dataset: Dataset, keyword: str) -> Any:
+    """A header value, None when absent or empty; InputError when pydicom cannot convert it."""
+    try:
+        value = dataset.get(keyword)
+    except Exception as error:  # pydicom converts lazily; a damaged element raises on access
+        raise InputError(path, f"{keyword} is unreadable: {error}") from error
+    return None if value is None or value == "" else value
 
 
 @dataclass(frozen=True)
