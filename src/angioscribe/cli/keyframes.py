@@ -22,6 +22,7 @@ from angioscribe.cli.contract import ExitCode, RecordSink, error_record, records
 from angioscribe.cli.output import progress, stderr
 
 if TYPE_CHECKING:
+    from angioscribe.io import CineResult
     from angioscribe.keyframes.classify import KeyframeClassifier
     from angioscribe.study import Study
 
@@ -141,23 +142,14 @@ def keyframes(
 
 
 def _read_study_folder(folder: Path) -> tuple[list[Study], list[dict[str, Any]]]:
-    """The folder's readable cines grouped into studies (as `io.read_studies` groups them),
-    and an error record for each source that could not be read."""
-    from angioscribe.io import read_cines, study_key
-    from angioscribe.study import Study
+    """The folder's readable cines grouped into studies (`io.read_studies`), and an error
+    record for each source that could not be read."""
+    from angioscribe.io import read_studies
 
-    studies: dict[str, Study] = {}
-    unread: list[dict[str, Any]] = []
-    for result in read_cines([folder]):
-        if result.cine is None:
-            problem = result.error.problem if result.error else "not read"
-            unread.append(error_record(result.source, problem))
-            continue
-        key = study_key(result, folder)
-        study = studies.setdefault(key, Study(key=key))
-        study.cines.append(result.cine)
-        study.patient_id = study.patient_id or result.cine.patient_id
-    return list(studies.values()), unread
+    unread: list[CineResult] = []
+    studies = read_studies(folder, unread)
+    return studies, [error_record(result.source, result.error.problem if result.error
+                                  else "not read") for result in unread]
 
 
 def _keyframe_rows(result: Any) -> list[dict[str, Any]]:

@@ -151,19 +151,23 @@ def study_key(result: CineResult, root: Path) -> str:
     return (result.cine.study_uid if result.cine else None) or str(holder)
 
 
-def read_studies(folder: str | Path) -> list[Study]:
+def read_studies(folder: str | Path, unread: list[CineResult] | None = None) -> list[Study]:
     """The cines under `folder` grouped into studies, in the order first met.
 
     Cines group by StudyInstanceUID when they carry one, otherwise by the folder that holds
     them (an image-folder cine counts as held by its parent, unless it is `folder` itself).
-    Sources that cannot be read are logged as warnings and left out: a study folder also
-    holds non-image objects (SR, presentation states) that are not cines.
+    Sources that cannot be read are left out (a study folder also holds non-image objects,
+    SR or presentation states, that are not cines): added to `unread` when it is given, for a
+    caller that reports them, otherwise logged as warnings.
     """
     root = Path(folder)
     studies: dict[str, Study] = {}
     for result in read_cines([root]):
         if result.cine is None:
-            log.warning("skipped %s", result.error)
+            if unread is None:
+                log.warning("skipped %s", result.error)
+            else:
+                unread.append(result)
             continue
         key = study_key(result, root)
         study = studies.setdefault(key, Study(key=key))
