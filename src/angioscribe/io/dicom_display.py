@@ -22,7 +22,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
 from angioscribe.errors import InputError
 from angioscribe.io.dicom_pixels import PixelModule, header_value
 from angioscribe.io.greyscale import luminance, scale_to_uint8
-from angioscribe.io.header import shown
+from angioscribe.io.header import number, shown
 
 # LUT Descriptor bits per entry that each LUT may declare (PS3.3 C.11.1.1 and C.11.2.1.1).
 MODALITY_LUT_BITS = frozenset({8, 16})
@@ -126,7 +126,7 @@ def _check_lut(path: Path, dataset: Dataset, keyword: str, name: str, bits: froz
     numbers = [_first_number(entry) for entry in _as_list(descriptor)]
     if len(numbers) != 3 or None in numbers:
         raise InputError(path, f"the {name} descriptor is not three numbers: {shown(descriptor)}")
-    entries, _, depth = (int(number) for number in numbers)  # type: ignore[arg-type]
+    entries, _, depth = (int(entry) for entry in numbers)  # type: ignore[arg-type]
     if depth not in bits:
         allowed = "8 or 16" if bits == MODALITY_LUT_BITS else "8 or 10-16"
         raise InputError(path, f"the {name} descriptor says {depth}-bit entries ({allowed})")
@@ -164,11 +164,7 @@ def _as_list(value: Any) -> list[Any]:
 def _first_number(value: Any) -> float | None:
     """The first value of a (possibly multi-valued) number, if it is finite."""
     items = _as_list(value)
-    try:
-        number = float(items[0]) if items else math.nan
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
+    return number(items[0]) if items else None
 
 
 def _lut_values(data: Any) -> np.ndarray:
