@@ -66,15 +66,6 @@ class DiameterProfile:
     mld_index: int
     lesion_span: tuple[int, int]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"centreline": np.round(self.centreline, 2).tolist(),
-                "arc_px": np.round(self.arc_px, 2).tolist(),
-                "mask_width_px": np.round(self.mask_width_px, 2).tolist(),
-                "diameter_px": np.round(self.diameter_px, 2).tolist(),
-                "reference_px": np.round(self.reference_px, 2).tolist(),
-                "in_lesion": self.in_lesion.tolist(), "healthy": self.healthy.tolist(),
-                "mld_index": self.mld_index, "lesion_span": list(self.lesion_span)}
-
 
 @dataclass(frozen=True)
 class LesionMeasurement:
