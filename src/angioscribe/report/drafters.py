@@ -3,22 +3,21 @@
 A drafter entry's `architecture` names a builder "module:function" called as
 `builder(entry, lang)` and returning a `report.draft.Drafter`; modules are imported on use, so
 asking for the template never loads a language model. Sources that are not registered names
-(hub ids, local adapter folders) go to `angioscribe.report.vlm.drafter_from_source(source, lang)`
-when the vision-language drafters are installed.
+(hub ids, local adapter files) go to `angioscribe.report.vlm.drafter_from_source(source, lang)`.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
-from angioscribe.errors import InputError
 from angioscribe.models.registry import ModelEntry, get_entry, list_models, register
 from angioscribe.report.draft import Drafter, Language
 from angioscribe.report.template import TEMPLATE_MODEL
 
+# The vision-language entries register when their module is imported (it loads no model).
+from angioscribe.report.vlm import drafter_from_source
+
 REPORT_TASK = "report"
-VLM_MODULE = "angioscribe.report.vlm"
 # What `report` and `analyze` draft with unless told otherwise: the drafter that measures best
 # on val (docs/drafting.md says which and why).
 DEFAULT_DRAFTER = TEMPLATE_MODEL
@@ -35,23 +34,17 @@ register(ModelEntry(
 ))
 
 
-# The vision-language entries register when their module is imported (it loads no model).
-importlib.import_module(VLM_MODULE)
-
-
 def list_drafters() -> list[str]:
     """The registered drafter names."""
     return list_models(REPORT_TASK)
 
 
 def create_drafter(source: str, lang: Language) -> Drafter:
-    """The drafter `source` names, for one language: a registered name, or (with the
-    vision-language drafters) a hub id or a local adapter folder."""
+    """The drafter `source` names, for one language: a registered name, or a vision-language
+    adapter's hub id or local file (anything else is an InputError naming the source)."""
     if source in list_drafters():
         entry = get_entry(source)
         module_name, _, function_name = entry.architecture.partition(":")
         builder = getattr(importlib.import_module(module_name), function_name)
         return builder(entry, lang)
-    if importlib.util.find_spec(VLM_MODULE) is not None:
-        return importlib.import_module(VLM_MODULE).drafter_from_source(source, lang)
-    raise InputError(source, f"not a known drafter (known: {', '.join(list_drafters())})")
+    return drafter_from_source(source, lang)
