@@ -16,14 +16,13 @@ format, list failed inputs in it, and end with `finish(done, failed)`.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 import typer
 from rich import box
@@ -34,8 +33,6 @@ from rich.text import Text
 from angioscribe.batch import attempt, error_record, to_json
 from angioscribe.progress import stderr
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 class ExitCode(IntEnum):
     """How a batch went; the same meaning in every command."""
