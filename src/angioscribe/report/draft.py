@@ -17,6 +17,7 @@ import numpy as np
 from angioscribe.report.records import Draft
 
 Language = Literal["en", "ja"]
+REPORT_TASK = "report"  # the registry task of every drafter entry
 
 
 @dataclass

@@ -11,13 +11,12 @@ from __future__ import annotations
 import importlib
 
 from angioscribe.models.registry import ModelEntry, get_entry, list_models, register
-from angioscribe.report.draft import Drafter, Language
+from angioscribe.report.draft import REPORT_TASK, Drafter, Language
 from angioscribe.report.template import TEMPLATE_MODEL
 
 # The vision-language entries register when their module is imported (it loads no model).
 from angioscribe.report.vlm import drafter_from_source
 
-REPORT_TASK = "report"
 # What `report` and `analyze` draft with unless told otherwise: the drafter that measures best
 # on val (docs/drafting.md says which and why).
 DEFAULT_DRAFTER = TEMPLATE_MODEL

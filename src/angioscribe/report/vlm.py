@@ -31,10 +31,9 @@ from angioscribe.models.registry import (
     register,
     shipped_weights_dir,
 )
-from angioscribe.report.draft import DraftRequest, KeyFrameImage, Language
+from angioscribe.report.draft import REPORT_TASK, DraftRequest, KeyFrameImage, Language
 from angioscribe.report.records import Draft
 
-REPORT_TASK = "report"
 ARCHITECTURE = "angioscribe.report.vlm:vlm_drafter"
 
 # CAG-VLM's instruction, for one side or several frames, and its Japanese counterpart.
