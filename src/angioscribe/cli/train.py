@@ -136,7 +136,7 @@ def _train_and_export(
     """The flow every training command shares: config -> fit (unless export-only) -> export.
     A config, data or checkpoint it cannot use ends it with exit code 3, naming that input."""
     from angioscribe.train.config import load_config
-    from angioscribe.train.loop import export_checkpoint, fit
+    from angioscribe.train.loop import fit
 
     try:
         settings = load_config(task, config)
@@ -145,7 +145,6 @@ def _train_and_export(
             stderr.print(f"trained to epoch {state.epoch}, step {state.global_step}; "
                          + (f"best val score {state.best_score:.4f}" if state.history
                             else "no evaluation yet"))
-        checkpoint = checkpoint or export_checkpoint(Path(settings.out_dir))
         return export_best(settings, checkpoint=checkpoint, destination=export_to)
     except AngioscribeError as error:
         refuse(error, True, source=config or task)

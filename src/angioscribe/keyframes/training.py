@@ -38,7 +38,7 @@ from angioscribe.models.registry import (
     starting_model,
 )
 from angioscribe.train.config import TrainConfig
-from angioscribe.train.loop import BEST_CHECKPOINT, load_model_weights
+from angioscribe.train.loop import export_checkpoint, load_model_weights
 from angioscribe.train.losses import class_weights
 
 EXPORT_REPORT = "export.json"
@@ -134,16 +134,16 @@ def _limit(frames: list[LabelledFrame], limit: int | None) -> list[LabelledFrame
 
 def export_best(config: TrainConfig, checkpoint: str | Path | None = None,
                 destination: str | Path | None = None) -> dict[str, Any]:
-    """best.pt of the run (or `checkpoint`) -> fp16 safetensors artifact; export.json keeps
-    the val metrics of the epoch it holds."""
+    """best.pt of the run (last.pt when it was never evaluated, or `checkpoint`) -> fp16
+    safetensors artifact; export.json keeps the val metrics of the epoch it holds."""
     out_dir = Path(config.out_dir)
     entry = keyframe_entry(config)
     model = build_model(entry, encoder_pretrained=False)
-    state = load_model_weights(Path(checkpoint or out_dir / BEST_CHECKPOINT), model)
-    # best.pt holds the best-scoring evaluation; another checkpoint its latest one, if any.
+    state = load_model_weights(Path(checkpoint or export_checkpoint(out_dir)), model)
+    # A checkpoint's latest evaluation describes its weights: best.pt is saved right after
+    # the evaluation that made it best, so that is its last history record too.
     history = state["history"]
-    val = (max(history, key=lambda record: record["score"]) if checkpoint is None
-           else history[-1]) if history else {}
+    val = history[-1] if history else {}
     artifact = Path(destination or out_dir / f"{entry.name}.safetensors")
     save_artifact(model, entry, artifact)
     report = {"model": entry.name, "artifact": str(artifact), "epoch": state["epoch"], "val": val}
