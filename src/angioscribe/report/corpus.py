@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from angioscribe.deid import pseudonym
+from angioscribe.deid import pseudonym, site_salt
 from angioscribe.errors import InputError
 from angioscribe.report.draft import DraftRequest, KeyFrameImage, Language
 from angioscribe.report.records import jsonl_records
@@ -164,13 +164,14 @@ def sim_samples(dataset: str | Path, salt: str | None = None, seed: int = 0
     truths = sorted(root.glob("*/truth.json")) or sorted(root.glob("truth.json"))
     if not truths:
         raise InputError(root, "no simulated study (no truth.json in it or its subfolders)")
+    salt = site_salt() if salt is None else salt  # read once, not once per study
     samples = [_sim_sample(path, salt) for path in truths]
     for sample, split in zip(samples, _patient_splits(samples, seed), strict=True):
         sample.split = split
     return samples
 
 
-def _sim_sample(truth_path: Path, salt: str | None) -> CorpusSample:
+def _sim_sample(truth_path: Path, salt: str) -> CorpusSample:
     try:
         truth = json.loads(truth_path.read_text(encoding="utf-8"))
         images = [KeyFrameImage(str(truth_path.parent / view["dicom"]), int(view["best_frame"]),
@@ -231,6 +232,7 @@ def arcade_samples(root: str | Path, salt: str | None = None, derive: bool = Fal
             for stenosis_image, syntax_image in frames_in_both_tasks(root, split, stenosis_splits):
                 paired.setdefault(stenosis_image.path, syntax_image)
     namer = _derived_namer(syntax_model) if derive else None
+    salt = site_salt() if salt is None else salt  # read once, not once per frame
     samples, skipped = [], {}
     for (task, official), arcade_split in splits.items():
         if task != "stenosis":
