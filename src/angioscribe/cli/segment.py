@@ -50,27 +50,24 @@ def segment(
     Inputs that fail are listed in the file's `errors` (`path`, `error`). Exit code 0 when
     every file was segmented, 1 when some failed, 3 when none was.
     """
-    from angioscribe.models.segmenter import IMAGE_SUFFIXES
     from angioscribe.regions import coco_results
 
     images, regions, errors = [], [], []
-    files = _input_files(image_dir) if image_dir.is_dir() else []
-    if not files:
+    image_paths, others = _input_files(image_dir) if image_dir.is_dir() else ([], [])
+    if not image_paths and not others:
         errors.append(error_record(image_dir, NO_IMAGES if image_dir.is_dir()
                                    else "not a folder of images"))
-    is_image = [path.suffix.lower() in IMAGE_SUFFIXES for path in files]
-    segmenter = (_load_segmenter(model or DEFAULT_MODELS[task.value], task, tile, tta)
-                 if any(is_image) else None)  # a refusal needs no model
-    for position, path in progress(list(enumerate(files, start=1)), f"segmenting ({task.value})"):
-        if segmenter is None or not is_image[position - 1]:
-            errors.append(error_record(path, NOT_AN_IMAGE))
-            continue
-        segmented, error = attempt(path, partial(_segment_file, segmenter, path, position))
-        if segmented is None:
-            errors.append(error)
-            continue
-        images.append(segmented[0])
-        regions.append(segmented[1])
+    if image_paths:  # a folder without images is refused without loading the model
+        segmenter = _load_segmenter(model or DEFAULT_MODELS[task.value], task, tile, tta)
+        for position, path in progress(list(enumerate(image_paths, start=1)),
+                                       f"segmenting ({task.value})"):
+            segmented, error = attempt(path, partial(_segment_file, segmenter, path, position))
+            if segmented is None:
+                errors.append(error)
+                continue
+            images.append(segmented[0])
+            regions.append(segmented[1])
+    errors += [error_record(path, NOT_AN_IMAGE) for path in others]
     results = {**coco_results(images, regions), "errors": errors}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_safe(results), allow_nan=False), encoding="utf-8")
@@ -97,10 +94,10 @@ def _load_segmenter(name: str, task: ArcadeTask, tile: int | None, tta: bool) ->
     return segmenter
 
 
-def _input_files(folder: Path) -> list[Path]:
-    """The folder's files to segment: its images first (in `image_files` order), then every
-    other file, which will be reported as not an image. Hidden files and a cine's header
-    sidecars (they describe the frames beside them) are left out; subfolders are not read."""
+def _input_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The folder's images to segment (in `image_files` order), and every other file, which
+    will be reported as not an image. Hidden files and a cine's header sidecars (they
+    describe the frames beside them) are left out; subfolders are not read."""
     from angioscribe.io.images import DICOMINFO_PATTERN, SIDECAR_NAME
     from angioscribe.models.segmenter import image_files
 
@@ -108,7 +105,7 @@ def _input_files(folder: Path) -> list[Path]:
     others = sorted(path for path in folder.iterdir()
                     if path.is_file() and path not in images and not path.name.startswith(".")
                     and path.name != SIDECAR_NAME and not fnmatch(path.name, DICOMINFO_PATTERN))
-    return [*images, *others]
+    return images, others
 
 
 def _segment_file(segmenter: Segmenter, path: Path, position: int
