@@ -22,17 +22,21 @@ import numpy as np
 import torch
 
 from angioscribe.anatomy import SEGMENTS
+from angioscribe.errors import InputError
 from angioscribe.models.registry import (
     HUB_PREFIX,
     METADATA_KEY,
     ModelEntry,
     WeightsMissingError,
+    download_from_hub,
     read_artifact,
     register,
     shipped_weights_dir,
 )
+from angioscribe.models.vlm import VLMConfig, build_report_vlm, clue_vector
 from angioscribe.report.draft import REPORT_TASK, DraftRequest, KeyFrameImage, Language
 from angioscribe.report.records import Draft
+from angioscribe.report.template import stated_percent, study_clues
 
 ARCHITECTURE = "angioscribe.report.vlm:vlm_drafter"
 
@@ -70,8 +74,6 @@ def frame_tag(frame: KeyFrameImage, lang: Language) -> str:
 def clue_text(findings: list[dict], lang: Language) -> str:
     """The findings in the prompt, one per segment, most severe entry: "LCX #11 75%, RCA #1
     100%"; a lesion of unknown severity is named without a percent."""
-    from angioscribe.report.template import stated_percent, study_clues
-
     clues = study_clues(findings)
     if not clues:
         return _LABELS["none"][lang]
@@ -138,7 +140,6 @@ def frame_pixels(frame: KeyFrameImage) -> np.ndarray:
     """The frame's (H, W) uint8 pixels: given, or read from its source."""
     if frame.pixels is not None:
         return frame.pixels
-    from angioscribe.errors import InputError
     from angioscribe.io import read_cine
 
     cine = read_cine(frame.path)
@@ -164,9 +165,6 @@ class VLMDrafter:
         self.name, self.model = name, model
 
     def draft(self, request: DraftRequest) -> Draft:
-        from angioscribe.models.vlm import clue_vector
-        from angioscribe.report.template import study_clues
-
         frames = choose_frames(request.key_frames, self.model.config.max_frames)
         prompt = encode_prompt(self.model, request.key_frames, request.findings,
                                request.clinical_text, request.lang)
@@ -194,8 +192,6 @@ def save_adapter(model: Any, entry: ModelEntry, path: str | Path) -> Path:
 
 def load_adapter(path: str | Path) -> tuple[Any, ModelEntry]:
     """The model an adapter file was trained as, with its trained tensors loaded (fp32)."""
-    from angioscribe.models.vlm import VLMConfig, build_report_vlm
-
     entry, state = read_artifact(path)
     model = build_report_vlm(VLMConfig.from_dict(entry.config))
     model.load_state_dict({key: value.float() for key, value in state.items()})
@@ -205,9 +201,6 @@ def load_adapter(path: str | Path) -> tuple[Any, ModelEntry]:
 def drafter_from_source(source: str, lang: Language) -> VLMDrafter:
     """A drafter from an adapter file or an `hf-hub:org/repo` holding one; its language must
     be `lang` (one model per language)."""
-    from angioscribe.errors import InputError
-    from angioscribe.models.registry import download_from_hub
-
     path = (download_from_hub(source.removeprefix(HUB_PREFIX))
             if source.startswith(HUB_PREFIX) else Path(source))
     if not path.is_file():
@@ -239,8 +232,6 @@ def vlm_drafter(entry: ModelEntry, lang: Language) -> VLMDrafter:
 
 def _entry(name: str, description: str, how_to_get: str, weights: str = "",
            **config: Any) -> ModelEntry:
-    from angioscribe.models.vlm import VLMConfig
-
     return register(ModelEntry(
         name=name, task=REPORT_TASK, architecture=ARCHITECTURE,
         config=replace(VLMConfig(), **config).to_dict(), labels=(), weights=weights,
