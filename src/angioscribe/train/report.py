@@ -49,10 +49,9 @@ from angioscribe.train.config import TrainConfig
 from angioscribe.train.loop import export_checkpoint, load_model_weights
 
 
-def corpus_split(path: str | Path, lang: str, split: str) -> list[CorpusRecord]:
+def corpus_split(records: list[CorpusRecord], lang: str, split: str) -> list[CorpusRecord]:
     """The corpus records of one language and split, in file order."""
-    return [record for record in read_corpus(path)
-            if record.lang == lang and record.split == split]
+    return [record for record in records if record.lang == lang and record.split == split]
 
 
 class ReportCorpus:
@@ -159,8 +158,9 @@ class ReportTraining:
             raise InputError("config", "report training needs `corpus` (a JSONL file)")
         torch.manual_seed(config.seed)  # the fresh projector and LoRA start the same each run
         self.model = build_report_vlm(VLMConfig.from_dict(training_entry(config).config))
-        train = corpus_split(config.corpus, config.lang, "train")[: config.train_limit]
-        val = corpus_split(config.corpus, config.lang, "val")[: config.val_limit]
+        records = read_corpus(config.corpus)  # read once for both splits
+        train = corpus_split(records, config.lang, "train")[: config.train_limit]
+        val = corpus_split(records, config.lang, "val")[: config.val_limit]
         if not train:
             raise InputError(config.corpus, f"no {config.lang!r} train records")
         self.model.config = replace(self.model.config,
