@@ -20,6 +20,7 @@ from angioscribe.report.corpus import (
     _patient_splits,
     arcade_samples,
     corpus_records,
+    model_clue_reader,
     read_corpus,
     sim_samples,
     write_corpus,
@@ -112,7 +113,7 @@ def test_corpus_file_round_trip_with_paths_relative_to_it(arcade, tmp_path):
     assert write_corpus(records, path) == 5
     first = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
     assert set(first) == {"id", "patient_id", "split", "lang", "images", "clinical_text",
-                          "target", "findings", "derived", "source"}
+                          "target", "findings", "derived", "source"}  # no `clues`: not run
     assert not Path(first["images"][0]["path"]).is_absolute()
     back = read_corpus(path)
     assert [(r.id, r.target, r.lang) for r in back] == [(r.id, r.target, r.lang) for r in records]
@@ -161,3 +162,29 @@ def test_key_frame_reference_is_what_corpus_images_store():
     [record] = corpus_records([sample], ["en"])
     assert record.to_dict()["images"] == [frame.reference()]
     assert record.target.startswith("Left coronary angiogram (RAO Caudal). LAD #6 shows 80%")
+
+
+def test_model_clues_are_the_image_models_findings_and_travel_with_the_record(arcade, tmp_path):
+    """A frame's clues are what the shipped models find on it (one entry per segment, QCA %),
+    kept apart from the annotated truth; the record prompts with them and reads them back."""
+    clues_of = model_clue_reader()
+    sample = arcade.samples[0]
+    sample.clues = clues_of(_arcade_image(sample))
+    assert sample.clues, "the models find lesions on an annotated stenosis frame"
+    assert all(clue["segment"] in SEGMENTS and "stenosis_percent" in clue for clue in sample.clues)
+    [record] = corpus_records([sample], ["en"])
+    assert record.prompt_findings == sample.clues and record.findings == sample.findings
+    path = tmp_path / "clues.jsonl"
+    write_corpus([record], path)
+    [back] = read_corpus(path)
+    assert back.clues == json.loads(json.dumps(sample.clues))
+    plain = corpus_records([CorpusSample("y", "p", "train", sample.images, sample.findings,
+                                         "arcade")], ["en"])
+    assert next(plain).prompt_findings == sample.findings  # no clues: the truth is the prompt
+
+
+def _arcade_image(sample: CorpusSample):
+    from angioscribe.data.arcade import ArcadeImage
+
+    path = Path(sample.images[0].path)
+    return ArcadeImage(0, path.name, path, 512, 512)

@@ -36,6 +36,12 @@ def report_corpus(
         typer.Option("--derive", help="Also ARCADE frames without syntax labels, their lesions "
                      "named by the shipped SYNTAX model (slow; marked derived)."),
     ] = False,
+    model_clues: Annotated[
+        bool,
+        typer.Option("--model-clues", help="Run the shipped SYNTAX and stenosis models on every "
+                     "ARCADE frame and keep their findings as the record's `clues` (about 1 s a "
+                     "frame): drafters then learn from the evidence they will be given in use."),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
     ] = False,
@@ -61,7 +67,7 @@ def report_corpus(
             _summarise(sink, "sim", dataset, found, {})
         if arcade is not None:
             try:
-                corpus = arcade_samples(arcade, derive=derive)
+                corpus = arcade_samples(arcade, derive=derive, model_clues=model_clues)
             except InputError as error:
                 sink.fail(arcade, error.problem, source="arcade")
             else:

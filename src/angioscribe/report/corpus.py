@@ -4,7 +4,12 @@ One JSON object per line (docs/drafting.md documents the schema, so a hospital c
 own corpus in the same form):
 
     {"id", "patient_id", "split", "lang", "images": [{"path", "frame", "side", "view"}],
-     "clinical_text", "target", "findings", "derived", "source"}
+     "clinical_text", "target", "findings", "clues", "derived", "source"}
+
+`findings` are the truth the target is composed from; `clues` (optional) are the findings the
+image models report for the same images. A drafter is prompted with the clues when a record
+has them, so it learns to weigh the models' evidence (false and missed lesions included)
+against the images instead of restating a truth it would never be given in use.
 
 Two sources are built here:
 
@@ -15,7 +20,9 @@ Two sources are built here:
   (`data.lookalike.frames_in_both_tasks`), each annotated lesion is named by the annotated
   segment under it; otherwise (optional, slow) by the shipped SYNTAX model, and the sample is
   marked `derived`. ARCADE's official split is kept, except that a look-alike group with any
-  validation image goes wholly to validation, so no picture is on both sides.
+  validation image goes wholly to validation, so no picture is on both sides. With
+  `model_clues`, the shipped SYNTAX and stenosis models read every frame and their findings
+  (QCA-measured, one per segment, as `analyze` reports them) become the record's `clues`.
 
 Targets are composed from the findings by the `findings-template` composer, in the language of
 the record: a corpus target and a template draft of the same findings are the same text.
@@ -27,7 +34,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,13 +62,14 @@ class CorpusSample:
     source: str
     clinical: dict[str, str] = field(default_factory=dict)  # language -> clinical text
     derived: bool = False
+    clues: list[dict[str, Any]] | None = None  # the image models' findings; None: not run
 
     def record(self, lang: Language) -> CorpusRecord:
         """This sample in `lang`, its target composed from the findings."""
         request = DraftRequest(self.id, lang, self.images, self.findings)
         return CorpusRecord(self.id, self.patient_id, self.split, lang, self.images,
                             TemplateDrafter().draft(request).text, self.findings,
-                            self.clinical.get(lang), self.derived, self.source)
+                            self.clinical.get(lang), self.derived, self.source, self.clues)
 
 
 @dataclass
@@ -78,15 +86,23 @@ class CorpusRecord:
     clinical_text: str | None = None
     derived: bool = False
     source: str = ""
+    clues: list[dict[str, Any]] | None = None
+
+    @property
+    def prompt_findings(self) -> list[dict[str, Any]]:
+        """What a drafter is told: the image models' clues where the record has them, else
+        the truth findings (a corpus without model clues, e.g. a hospital's own)."""
+        return self.findings if self.clues is None else self.clues
 
     def to_dict(self, folder: Path | None = None) -> dict[str, Any]:
         """The JSON object; image paths relative to `folder` (the corpus file's) when given."""
         images = [{**image.reference(), "path": _relative(image.path, folder)}
                   for image in self.images]
-        return {"id": self.id, "patient_id": self.patient_id, "split": self.split,
-                "lang": self.lang, "images": images, "clinical_text": self.clinical_text,
-                "target": self.target, "findings": self.findings, "derived": self.derived,
-                "source": self.source}
+        record = {"id": self.id, "patient_id": self.patient_id, "split": self.split,
+                  "lang": self.lang, "images": images, "clinical_text": self.clinical_text,
+                  "target": self.target, "findings": self.findings, "derived": self.derived,
+                  "source": self.source}
+        return record if self.clues is None else {**record, "clues": self.clues}
 
 
 def _relative(path: str, folder: Path | None) -> str:
@@ -131,12 +147,18 @@ def _record(where: str, raw: dict[str, Any], folder: Path) -> CorpusRecord:
     if not isinstance(raw["images"], list) or not raw["images"]:
         raise InputError(where, "images must be a non-empty list of {path, frame, side, view}")
     images = [_image(where, image, folder) for image in raw["images"]]
-    findings = raw.get("findings") or []
-    if not isinstance(findings, list) or not all(isinstance(f, dict) for f in findings):
-        raise InputError(where, "findings must be a list of objects")
+    findings = _finding_list(where, "findings", raw.get("findings") or [])
+    clues = raw.get("clues")
     return CorpusRecord(str(raw["id"]), str(raw["patient_id"]), raw["split"], raw["lang"],
                         images, str(raw["target"]), findings, raw.get("clinical_text"),
-                        bool(raw.get("derived", False)), str(raw.get("source", "")))
+                        bool(raw.get("derived", False)), str(raw.get("source", "")),
+                        None if clues is None else _finding_list(where, "clues", clues))
+
+
+def _finding_list(where: str, key: str, value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise InputError(where, f"{key} must be a list of objects")
+    return value
 
 
 def _image(where: str, image: Any, folder: Path) -> KeyFrameImage:
@@ -211,11 +233,13 @@ class ArcadeCorpus:
 
 
 def arcade_samples(root: str | Path, salt: str | None = None, derive: bool = False,
-                   syntax_model: str = "syntax-seg") -> ArcadeCorpus:
+                   syntax_model: str = "syntax-seg", model_clues: bool = False,
+                   stenosis_model: str = "stenosis-seg") -> ArcadeCorpus:
     """One sample per ARCADE stenosis frame whose lesions can be named: by the syntax task's
     labels of the same view, or (`derive`, slow: the model runs on every other frame) by
     `syntax_model`, marked derived. Frames with no nameable lesion are skipped: a target
-    without their lesions would read as a normal study."""
+    without their lesions would read as a normal study. `model_clues`: each sample's `clues`
+    are what `syntax_model` and `stenosis_model` find on the frame (about 1 s a frame)."""
     from angioscribe.data.arcade import arcade_splits, find_arcade_root, load_arcade
     from angioscribe.data.lookalike import frames_in_both_tasks
 
@@ -232,6 +256,7 @@ def arcade_samples(root: str | Path, salt: str | None = None, derive: bool = Fal
             for stenosis_image, syntax_image in frames_in_both_tasks(root, split, stenosis_splits):
                 paired.setdefault(stenosis_image.path, syntax_image)
     namer = _derived_namer(syntax_model) if derive else None
+    clues_of = model_clue_reader(syntax_model, stenosis_model) if model_clues else None
     salt = site_salt() if salt is None else salt  # read once, not once per frame
     samples, skipped = [], {}
     for (task, official), arcade_split in splits.items():
@@ -251,6 +276,7 @@ def arcade_samples(root: str | Path, salt: str | None = None, derive: bool = Fal
                 findings=findings,
                 source="arcade",
                 derived=derived,
+                clues=None if clues_of is None else clues_of(image),
             ))
     return ArcadeCorpus(samples, skipped)
 
@@ -308,3 +334,22 @@ def _derived_namer(syntax_model: str) -> Any:
         return found.laterality, [s.segment for s in found.stenoses if s.segment]
 
     return name
+
+
+def model_clue_reader(syntax_model: str = "syntax-seg", stenosis_model: str = "stenosis-seg"
+                      ) -> Callable[[Any], list[dict[str, Any]]]:
+    """image -> the study findings the image models give for that one frame: SYNTAX segments,
+    stenosis outlines named and QCA-measured (pixels: ARCADE frames carry no geometry), one
+    entry per segment, as `analyze` writes `study_findings`."""
+    from angioscribe.findings import segment_frame, study_findings
+    from angioscribe.models.segmenter import Segmenter
+
+    syntax, stenosis = Segmenter.from_name(syntax_model), Segmenter.from_name(stenosis_model)
+
+    def clues(image: Any) -> list[dict[str, Any]]:
+        _, found = segment_frame(image.load(), syntax, stenosis)
+        frame = {"path": image.path.name, "frame": 0, "view": None,
+                 "stenoses": [lesion.to_dict() for lesion in found.stenoses]}
+        return study_findings([frame])
+
+    return clues

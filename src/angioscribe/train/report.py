@@ -57,8 +57,9 @@ def corpus_split(records: list[CorpusRecord], lang: str, split: str) -> list[Cor
 class ReportCorpus:
     """Corpus records as padded tensors; decoded frames are cached at the encoder's size.
 
-    `clue_noise` (train set only) hides each true finding from the prompt with that
-    probability and adds a spurious one with it, seeded by (seed, epoch, index) for exact
+    The prompt states a record's `clues` (the image models' findings) where it has them, else
+    its truth findings. `clue_noise` (train set only) hides each of them from the prompt with
+    that probability and adds a spurious one with it, seeded by (seed, epoch, index) for exact
     resumes; the target and the consistency term keep the truth (`truth`), so the drafter
     learns to check its clues instead of restating them.
     """
@@ -78,7 +79,7 @@ class ReportCorpus:
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         record = self.records[index]
         frames = choose_frames(record.images, self.model.config.max_frames)
-        clues = noisy_clues(record.findings, self.clue_noise,
+        clues = noisy_clues(record.prompt_findings, self.clue_noise,
                             np.random.default_rng([self.seed, self.epoch, index]))
         prompt = encode_prompt(self.model, record.images, clues, record.clinical_text,
                                record.lang, record.target)
@@ -223,7 +224,8 @@ def sample_drafts(drafter: VLMDrafter, dataset: ReportCorpus, count: int = 3) ->
     for record in dataset.records[:count]:
         frames = [replace(frame, pixels=frame_pixels(frame)) for frame in record.images]
         request = DraftRequest(study=record.id, lang=record.lang, key_frames=frames,
-                               findings=record.findings, clinical_text=record.clinical_text)
+                               findings=record.prompt_findings,
+                               clinical_text=record.clinical_text)
         start = time.perf_counter()
         draft = drafter.draft(request)
         seconds.append(time.perf_counter() - start)
