@@ -26,6 +26,7 @@ from angioscribe.report.draft import DraftRequest, KeyFrameImage
 from angioscribe.report.vlm import (
     VLMDrafter,
     choose_frames,
+    clue_text,
     drafter_from_source,
     encode_prompt,
     image_batch,
@@ -219,6 +220,16 @@ def test_clue_vector_reads_percent_occlusion_and_grade() -> None:
     assert values["11"] == pytest.approx(0.75) and values["1"] == 1.0
     assert values["6"] == pytest.approx(0.9) and values["7"] == 0.5
     assert sum(v > 0 for v in values.values()) == 4
+
+
+def test_clue_text_states_each_segment_once_with_the_models_confidence() -> None:
+    """Model findings carry the stenosis model's confidence, truth findings none; the prompt
+    says which is which, one entry per segment (the most severe), in SYNTAX order."""
+    findings = [{"segment": "11", "stenosis_percent": 40, "confidence": 0.5},
+                {"segment": "11", "stenosis_percent": 75, "confidence": 0.934},
+                {"segment": "1", "cto": True}, {"segment": None, "stenosis_percent": 90}]
+    assert clue_text(findings, "en") == "RCA #1 100%, LCX #11 75% (0.93)"
+    assert clue_text([], "ja") == "なし" and clue_text([], "en") != "なし"
 
 
 @pytest.mark.parametrize("variant", ["causal", "paligemma", "gemma3", "gemma3-siglip"])

@@ -72,18 +72,23 @@ def frame_tag(frame: KeyFrameImage, lang: Language) -> str:
 
 
 def clue_text(findings: list[dict], lang: Language) -> str:
-    """The findings in the prompt, one per segment, most severe entry: "LCX #11 75%, RCA #1
-    100%"; a lesion of unknown severity is named without a percent."""
+    """The findings in the prompt, one per segment, most severe entry: "LCX #11 75% (0.93),
+    RCA #1 100%". A lesion of unknown severity is named without a percent; the stenosis
+    model's confidence follows in brackets where a finding has one, since model findings
+    include false lesions and the drafter must weigh them, not copy them."""
     clues = study_clues(findings)
     if not clues:
         return _LABELS["none"][lang]
-    parts = []
-    for finding in clues:
-        segment = SEGMENTS[str(finding["segment"])]
-        percent = stated_percent(finding)
-        parts.append(f"{segment.vessel} #{segment.number}"
-                     + (f" {percent}%" if percent is not None else ""))
-    return ", ".join(parts)
+    return ", ".join(_clue(finding) for finding in clues)
+
+
+def _clue(finding: dict) -> str:
+    segment = SEGMENTS[str(finding["segment"])]
+    percent = stated_percent(finding)
+    confidence = finding.get("confidence")
+    return (f"{segment.vessel} #{segment.number}"
+            + (f" {percent}%" if percent is not None else "")
+            + (f" ({confidence:.2f})" if isinstance(confidence, int | float) else ""))
 
 
 def choose_frames(frames: list[KeyFrameImage], limit: int) -> list[KeyFrameImage]:
