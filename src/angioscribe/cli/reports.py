@@ -40,7 +40,8 @@ PredOption = Annotated[
     list[Path], typer.Option("--pred", help="Draft reports JSONL (id, model, text); repeatable.")
 ]
 TruthOption = Annotated[
-    Path, typer.Option("--truth", help="Ground truth JSONL (id, findings/text, image, ...).")
+    Path, typer.Option("--truth", help="Ground truth JSONL (id, findings/text, image, ...), "
+                       "or a report corpus."),
 ]
 ImagesOption = Annotated[
     Path | None, typer.Option("--images", help="Folder the truth's `image` paths are relative to.")
@@ -155,14 +156,17 @@ def evaluate_reports(
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Table 4 (error categories per model), text metrics and VLScore of model drafts.
+    """Table 4 (error categories per model), text metrics, VLScore, and the stenosed
+    segments the drafts name (precision, recall, F1) with their side errors.
+
+    --truth may be a report corpus (`data report-corpus`): its targets are the references.
 
     A draft whose id the truth lacks gets an error record (`path`, `id`, `error`) and is left
     out of the tables. Exit code 0 when every draft was scored, 1 when some were left out, 2 on
     a usage error, 3 when nothing could be scored (a --pred or --truth file unreadable or
     empty, no draft matching a truth id).
     """
-    from angioscribe.evaluate.report_tables import error_table, metric_table
+    from angioscribe.evaluate.report_tables import error_table, metric_table, naming_table
     from angioscribe.evaluate.reports import score_drafts
     from angioscribe.report.records import read_truths
 
@@ -183,18 +187,22 @@ def evaluate_reports(
     metrics = ["bleu4", "rouge_l", *(e.metric for e in embedders)]
     errors = error_table(scores, n_boot=n_boot, seed=seed)
     summary = metric_table(scores, metrics, n_boot=n_boot, seed=seed)
+    naming = naming_table(scores, n_boot=n_boot, seed=seed)
     if as_json:
         print_records(
             [{"table": "errors", **r} for r in errors]
-            + [{"table": "metrics", **r} for r in summary],
+            + [{"table": "metrics", **r} for r in summary]
+            + [{"table": "segments", **r} for r in naming],
             True,
             (),
         )
     else:
         print_records([error_display(r) for r in errors], False, error_display_columns(errors))
         print_records([_metric_display(r) for r in summary], False, METRIC_DISPLAY_COLUMNS)
+        print_records([naming_display(r) for r in naming], False, NAMING_DISPLAY_COLUMNS)
     if out:
-        tables = {"errors": errors, "metrics": summary, "failed_inputs": unmatched}
+        tables = {"errors": errors, "metrics": summary, "segments": naming,
+                  "failed_inputs": unmatched}
         _write_tables(out, scores, tables, [e.metric for e in embedders])
     finish(len(scores), len(unmatched))
 
@@ -289,6 +297,20 @@ def error_display(row: dict[str, Any]) -> dict[str, Any]:
         shown[category] = (
             f"{row[f'{category}_drafts']} ({row[f'{category}_rate']:.0%} [{low:.0%}-{high:.0%}])"
         )
+    return shown
+
+
+NAMING_DISPLAY_COLUMNS = ("model", "n", "precision", "recall", "f1", "side errors")
+
+
+def naming_display(row: dict[str, Any]) -> dict[str, Any]:
+    """The named-segment table as people read it: 'estimate [95% CI]'."""
+    shown: dict[str, Any] = {"model": row["model"], "n": row["n"]}
+    for name in ("precision", "recall", "f1"):
+        low, high = row[f"{name}_ci"]
+        shown[name] = f"{row[name]:.3f} [{low:.3f}, {high:.3f}]"
+    low, high = row["side_ci"]
+    shown["side errors"] = f"{row['side_errors']} ({row['side_rate']:.0%} [{low:.0%}-{high:.0%}])"
     return shown
 
 

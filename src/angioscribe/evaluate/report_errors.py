@@ -192,3 +192,47 @@ def _covers(denial: ReportFinding, lesion: ReportFinding) -> bool:
     if denial.segment is not None:
         return denial.segment == lesion.segment
     return denial.vessel == lesion.vessel
+
+
+# --- named segments and side: what the Done-when lines of drafting are measured by ----------
+
+
+@dataclass
+class SegmentAgreement:
+    """The stenosed segments a draft names against the truth's, and whether it names the
+    wrong injection side. Pooled over drafts into precision, recall and F1
+    (`report_tables.naming_table`): a draft that names #12 for a true #11 is one false and
+    one missed segment, whatever the grades."""
+
+    true_positive: int
+    false_positive: int
+    false_negative: int
+    side_error: bool
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: int(getattr(self, f.name)) for f in fields(self)}
+
+
+def named_segments(report: ParsedReport) -> set[str]:
+    """The segments a report calls stenosed: every finding that names a segment and neither
+    denies disease there nor states 0 %, graded or not ("RCA #1 shows stenosis." names #1,
+    "D1 #9 shows 0% stenosis." names nothing)."""
+    return {f.segment for f in report.findings
+            if f.segment is not None and not f.negated and f.stenosis_percent != 0}
+
+
+def segment_agreement(draft: ParsedReport, truth: ParsedReport) -> SegmentAgreement:
+    """The draft's named segments against the truth's, and its side against the image's.
+
+    A side error is a draft whose side (the injection it names, else the side of its lesions)
+    is known and is not the truth's: calling an RCA frame a left angiogram, naming both
+    injections for one, or one injection for a study of both.
+    """
+    drafted, true = named_segments(draft), named_segments(truth)
+    truth_side, draft_side = truth.laterality, draft.laterality
+    return SegmentAgreement(
+        true_positive=len(drafted & true),
+        false_positive=len(drafted - true),
+        false_negative=len(true - drafted),
+        side_error=truth_side is not None and draft_side is not None and draft_side != truth_side,
+    )

@@ -29,6 +29,7 @@ class DraftScores:
     errors: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    segments: dict[str, int] = field(default_factory=dict)  # SegmentAgreement; none: not scored
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class DraftScores:
             "errors": self.errors,
             "metrics": self.metrics,
             "reasons": self.reasons,
+            "segments": self.segments,
         }
 
 
@@ -101,3 +103,50 @@ def metric_table(
                 }
             )
     return rows
+
+
+def naming_table(
+    drafts: Sequence[DraftScores], n_boot: int = 1000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Per model: the stenosed segments the drafts name against the truth's, as precision,
+    recall and F1 pooled over drafts (the counts added up, not averaged per draft, so a draft
+    with nothing to name weighs nothing), and side errors; bootstrap 95 % CIs over cases (or
+    patients) as everywhere else."""
+    rows = []
+    for model, items in by_model(drafts).items():
+        scored = [d for d in items if d.segments]
+        if not scored:
+            continue
+        counts = tuple(
+            np.array([d.segments[key] for d in scored])
+            for key in ("true_positive", "false_positive", "false_negative")
+        )
+        groups = [d.group for d in scored]
+        row: dict[str, Any] = {"model": model, "n": len(scored)}
+        for name, statistic in (("precision", _precision), ("recall", _recall), ("f1", _f1)):
+            interval = bootstrap_ci(counts, statistic, n=n_boot, seed=seed, groups=groups)
+            row[name] = interval.estimate
+            row[f"{name}_ci"] = [interval.low, interval.high]
+        sides = np.array([d.segments["side_error"] for d in scored], dtype=float)
+        interval = bootstrap_ci(sides, n=n_boot, seed=seed, groups=groups)
+        row["side_errors"] = int(sides.sum())
+        row["side_rate"] = interval.estimate
+        row["side_ci"] = [interval.low, interval.high]
+        rows.append(row)
+    return rows
+
+
+def _ratio(hits: float, total: float) -> float:
+    return hits / total if total else float("nan")
+
+
+def _precision(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    return _ratio(tp.sum(), tp.sum() + fp.sum())
+
+
+def _recall(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    return _ratio(tp.sum(), tp.sum() + fn.sum())
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    return _ratio(2 * tp.sum(), 2 * tp.sum() + fp.sum() + fn.sum())

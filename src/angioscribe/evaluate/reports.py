@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from angioscribe.errors import InputError
 from angioscribe.evaluate.embedders import Embedder, load_image
-from angioscribe.evaluate.report_errors import report_errors
+from angioscribe.evaluate.report_errors import report_errors, segment_agreement
 from angioscribe.evaluate.report_tables import DraftScores
 from angioscribe.evaluate.text_metrics import bleu4, rouge_l, tokenize
 from angioscribe.evaluate.vlscore import Calibration, embed_triples, triangle_area, vlscore
@@ -51,16 +51,18 @@ def score_drafts(
 
 def _score_text(draft: Draft, truth: Truth) -> DraftScores:
     lang = resolve_language(draft.lang, draft.text, f"draft {draft.case_id}")
-    errors = report_errors(parse_report(draft.text, lang), truth.report)
+    parsed = parse_report(draft.text, lang)
+    errors = report_errors(parsed, truth.report)
     scores = DraftScores(
         model=draft.model,
         case_id=draft.case_id,
         group=truth.group,
         errors={k: v for k, v in errors.to_dict().items() if k != "reasons"},
         reasons=errors.reasons,
+        segments=segment_agreement(parsed, truth.report).to_dict(),
     )
-    if truth.text:
-        candidate, reference = tokenize(draft.text, lang), tokenize(truth.text, lang)
+    if truth.reference(lang):
+        candidate, reference = tokenize(draft.text, lang), tokenize(truth.reference(lang), lang)
         scores.metrics["bleu4"] = bleu4(candidate, reference)
         scores.metrics["rouge_l"] = rouge_l(candidate, reference)
     return scores
@@ -72,11 +74,12 @@ def _add_vlscore(
     scores: list[DraftScores],
     calibrated: CalibratedEmbedder,
 ) -> None:
-    rows = [i for i, d in enumerate(drafts) if truths[d.case_id].image and truths[d.case_id].text]
+    rows = [i for i, d in enumerate(drafts)
+            if truths[d.case_id].image and truths[d.case_id].reference(d.lang)]
     if not rows:
         return
     images = [load_image(truths[drafts[i].case_id].image) for i in rows]
-    references = [truths[drafts[i].case_id].text for i in rows]
+    references = [truths[drafts[i].case_id].reference(drafts[i].lang) for i in rows]
     generated = [drafts[i].text for i in rows]
     embedded = embed_triples(
         calibrated.embedder, images, references, generated, calibrated.calibration.normalize

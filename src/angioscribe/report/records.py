@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from angioscribe.errors import InputError
+from angioscribe.io.images import IMAGE_SUFFIXES
 from angioscribe.report.parse import parse_report
 from angioscribe.report.structured import ParsedReport
 
@@ -63,6 +64,12 @@ class Truth:
     text: str = ""
     image: Path | None = None
     patient_id: str | None = None
+    references: dict[str, str] = field(default_factory=dict)  # language -> reference text
+
+    def reference(self, lang: str) -> str:
+        """The reference text in `lang` where the truth has one per language (a report
+        corpus), else `text`."""
+        return self.references.get(lang, self.text)
 
     @property
     def group(self) -> str:
@@ -149,24 +156,51 @@ def read_truths(path: str | Path, images: str | Path | None = None) -> dict[str,
     With `findings` the record is structured truth; without, its `text` is parsed (and its
     `laterality`, if given, still names the image's side). `image` paths are relative to
     `images` if given, else to the truth file's folder.
+
+    A report corpus (docs/drafting.md) is truth as it is: a line's `target` is its reference
+    text, the sides of its `images` the image's side, its image the one image file it holds
+    (a single picture, as ARCADE's; cines have none), and the lines of one id in several
+    languages are one case with a reference per language.
     """
     image_root = Path(images) if images else Path(path).parent
     truths: dict[str, Truth] = {}
     for where, record in jsonl_records(path):
         _require(where, record, ("id",))
-        case_id = str(record["id"])
+        record = _as_truth_record(record)
+        case_id, lang, text = str(record["id"]), record.get("lang"), str(record.get("text", ""))
         if case_id in truths:
-            raise InputError(where, f"case id {case_id!r} appears twice")
+            if lang is None or lang in truths[case_id].references:
+                raise InputError(where, f"case id {case_id!r} appears twice")
+            truths[case_id].references[lang] = text
+            continue
         truths[case_id] = Truth(
             case_id=case_id,
             report=_truth_report(where, record),
-            text=str(record.get("text", "")),
+            text=text,
             image=image_root / record["image"] if record.get("image") else None,
             patient_id=str(record["patient_id"]) if record.get("patient_id") else None,
+            references={lang: text} if lang else {},
         )
     if not truths:
         raise InputError(path, "no truth records in the file (it is empty)")
     return truths
+
+
+def _as_truth_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A report-corpus line in the truth schema (`text`, `laterality`, `image`); a truth
+    record as it is."""
+    if "target" not in record or "images" not in record:
+        return record
+    images = [image for image in record["images"] if isinstance(image, dict)]
+    sides = {image.get("side") for image in images} - {None}
+    pictures = [image["path"] for image in images
+                if Path(str(image.get("path"))).suffix.lower() in IMAGE_SUFFIXES]
+    return {
+        "text": record["target"],
+        "laterality": sides.pop() if len(sides) == 1 else "both" if sides else None,
+        "image": pictures[0] if len(images) == len(pictures) == 1 else None,
+        **record,
+    }
 
 
 def _truth_report(where: str, record: dict[str, Any]) -> ParsedReport:
