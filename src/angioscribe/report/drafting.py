@@ -3,16 +3,17 @@
 `analyze.analyze_paths` finds each study's key frames and the lesions on them; this module turns
 one `StudyAnalysis` into the drafter's `DraftRequest` (key frames with their views, the
 study's findings as clues, the clinical text) and runs a drafter on it, so the `report` command
-and `analyze` write drafts the same way.
+and `analyze` write drafts the same way. `draft_corpus` drafts the records of a report corpus
+under their own ids, so every drafter is scored against the corpus by `evaluate reports`.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from angioscribe.errors import InputError
 from angioscribe.io import try_read_cine
@@ -22,6 +23,12 @@ from angioscribe.report.records import Draft
 
 if TYPE_CHECKING:  # annotations only: the analysis module loads the image models
     from angioscribe.analyze import StudyAnalysis
+    from angioscribe.report.corpus import CorpusRecord
+
+# Where a corpus record's clues come from: the record's `clues` when it has them, else its
+# findings ("corpus"); its truth findings ("truth"); the image chain on its images ("models").
+ClueSource = Literal["corpus", "truth", "models"]
+CLUE_SOURCES: tuple[ClueSource, ...] = ("corpus", "truth", "models")
 
 
 def key_frames_of(study: StudyAnalysis) -> list[KeyFrameImage]:
@@ -101,18 +108,11 @@ def draft_paths(
     file is a one-frame study whose id is the file's name; other studies go by their key
     (`io.study_key`).
     """
-    from angioscribe.analyze import Segmenters, analyze_paths
-    from angioscribe.keyframes.classify import KeyframeClassifier
-
-    classifier, segmenters = KeyframeClassifier.load(), Segmenters.load()
+    analyse = image_chain()
     for path in map(Path, paths):
-        with tempfile.TemporaryDirectory(prefix="angioscribe-report-") as figures:
-            studies = analyze_paths([path], Path(figures), classifier=classifier,
-                                    segmenters=segmenters, drafters={})
-        for study in studies:
+        for study in analyse([path]):
             if not study.cines:
-                problems = "; ".join(error["error"] for error in study.errors)
-                yield path, InputError(path, problems or "no cine found")
+                yield path, InputError(path, _unread(study))
                 continue
             study_id = path.name if is_image_file(path) else study.key
             try:
@@ -121,3 +121,76 @@ def draft_paths(
                     yield path, write_draft(drafter, replace(request, lang=lang), path, study.key)
             except InputError as error:
                 yield path, error
+
+
+def image_chain() -> Callable[[list[Path]], list[StudyAnalysis]]:
+    """`analyze`'s chain without its drafts, the models loaded once: inputs -> their studies
+    (figures go to a temporary folder and are dropped)."""
+    from angioscribe.analyze import Segmenters, analyze_paths
+    from angioscribe.keyframes.classify import KeyframeClassifier
+
+    classifier, segmenters = KeyframeClassifier.load(), Segmenters.load()
+
+    def analyse(paths: list[Path]) -> list[StudyAnalysis]:
+        with tempfile.TemporaryDirectory(prefix="angioscribe-report-") as figures:
+            return analyze_paths(paths, Path(figures), classifier=classifier,
+                                 segmenters=segmenters, drafters={})
+
+    return analyse
+
+
+def _unread(study: StudyAnalysis) -> str:
+    return "; ".join(error["error"] for error in study.errors) or "no cine found"
+
+
+def draft_corpus(
+    records: Iterable[CorpusRecord],
+    drafters: Mapping[Language, Drafter],
+    clues: ClueSource = "corpus",
+    source: str | Path = "",
+) -> Iterator[tuple[CorpusRecord, Draft | InputError]]:
+    """(record, draft) for every corpus record in a language of `drafters`, the draft under
+    the record's id, so `evaluate reports --truth CORPUS` scores it; (record, error) for a
+    record that cannot be drafted, and the batch goes on. `source` (the corpus file) is the
+    drafts' `path`.
+
+    With clues from the corpus or the truth, the drafter sees the record's images as key
+    frames; with "models" the image chain reads the record's images as `report` reads a
+    study (key frames, findings), once per id for all its languages.
+    """
+    analyse = image_chain() if clues == "models" else None
+    analysed: dict[str, DraftRequest | InputError] = {}
+    for record in records:
+        if record.lang not in drafters:
+            continue
+        try:
+            if analyse is None:
+                findings = record.findings if clues == "truth" else record.prompt_findings
+                request = DraftRequest(record.id, record.lang, record.images, findings,
+                                       record.clinical_text)
+            else:
+                if record.id not in analysed:
+                    analysed[record.id] = _analysed_request(record, analyse)
+                if isinstance(analysed[record.id], InputError):
+                    raise analysed[record.id]
+                request = replace(analysed[record.id], lang=record.lang,
+                                  clinical_text=record.clinical_text)
+            yield record, write_draft(drafters[record.lang], request, source, record.id)
+        except InputError as error:
+            yield record, error
+
+
+def _analysed_request(record: CorpusRecord, analyse: Callable[[list[Path]], list[StudyAnalysis]]
+                      ) -> DraftRequest | InputError:
+    """The request the image chain makes of a record's images (one study), or why not."""
+    paths = [Path(path) for path in dict.fromkeys(image.path for image in record.images)]
+    studies = analyse(paths)
+    read = [study for study in studies if study.cines]
+    if len(read) != 1:
+        problem = (f"its images form {len(read)} studies" if read
+                   else "; ".join(map(_unread, studies)) or "no image read")
+        return InputError(record.id, problem)
+    try:
+        return draft_request(read[0], record.lang, record.clinical_text, record.id)
+    except InputError as error:
+        return error
