@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from angioscribe.analyze import Segmenters, keyframe_findings, missing_with_unread
 from angioscribe.anatomy import SEGMENTS
 from angioscribe.cli import app
+from angioscribe.cli.analyze import syntax_summary
 from angioscribe.demo import main as demo_main
 from angioscribe.findings import StenosisFinding, frame_findings, segment_frame, study_findings
 from angioscribe.qca import grade
@@ -64,6 +65,22 @@ def test_analyze_real_cine_and_dicoms(shared_data, tmp_path):
         named, key=list(SEGMENTS).index)
     for entry in lca_study["study_findings"]:
         assert entry["confidence"] == max(view["confidence"] for view in entry["views"])
+    # Thrombus and calcification are not assessed: null with the flag saying so, never false.
+    for record in [*lesions, *lca_study["study_findings"]]:
+        assert record["thrombus"] is None and record["thrombus_assessed"] is False
+        assert record["calcification"] is None and record["calcification_assessed"] is False
+    # Dominance from the frames read (one LCA cine: no right injection to tell), and the
+    # SYNTAX score of the study's findings under it, with what it could not assess.
+    dominance, score = lca_study["dominance"], lca_study["syntax_score"]
+    assert dominance["value"] in ("left", "unknown")
+    assert (dominance["value"] == "left") == bool(dominance["evidence"])
+    assert score["dominance_assumed"] == (dominance["value"] == "unknown")
+    assert score["value"] == sum(lesion["score"] for lesion in score["lesions"])
+    scored = {lesion["segment"] for lesion in score["lesions"]}
+    excluded = {entry["segment"] for entry in score["excluded"]}
+    assert scored | excluded == {entry["segment"] for entry in lca_study["study_findings"]}
+    assert "thrombus" in score["not_assessed"] or not scored
+    assert syntax_summary(score).startswith(f"{score['value']:g}")
     # Drafts in both languages, beside analysis.json, from the study's findings.
     drafts = lca_study["drafts"]
     assert set(drafts) == {"en", "ja"}
@@ -286,3 +303,21 @@ def test_without_segments_a_lesion_is_named_on_the_classifiers_side():
     left = frame_findings([], [lesion], probabilities, range(26), side="LCA")
     assert unknown.stenoses[0].segment == "2" and unknown.laterality is None
     assert left.stenoses[0].segment == "6" and left.laterality is None
+
+
+def test_a_draft_never_says_none_for_what_was_not_assessed():
+    """A lesion whose thrombus and calcification nobody assessed is drafted without either;
+    assessed ones are written."""
+    from angioscribe.report.template import finding_sentence
+
+    lesion = lesion_record("7", 75.0, 0.9)
+    assert lesion["thrombus"] is None and not lesion["thrombus_assessed"]
+    (entry,) = study_findings([{"path": "a.dcm", "frame": 1, "view": None, "side": "LCA",
+                                "stenoses": [lesion]}])
+    assert entry["thrombus"] is None and entry["calcification_assessed"] is False
+    for language in ("en", "ja"):
+        sentence = finding_sentence(entry, language)
+        assert not any(word in sentence for word in ("thromb", "calcif", "血栓", "石灰化"))
+    assessed = {**entry, "thrombus": True, "thrombus_assessed": True,
+                "calcification": "severe", "calcification_assessed": True}
+    assert "thrombus and severe calcification" in finding_sentence(assessed, "en")

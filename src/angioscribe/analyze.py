@@ -26,6 +26,7 @@ from angioscribe import __version__
 from angioscribe.anatomy import view_from_angles
 from angioscribe.batch import attempt, json_safe
 from angioscribe.cine import Cine
+from angioscribe.dominance import study_dominance
 from angioscribe.figures import plot_candidates, plot_keyframes
 from angioscribe.findings import plot_findings, segment_frame, study_findings
 from angioscribe.frames import DEFAULT_MIN_GAP, Candidate, candidate_frames
@@ -41,6 +42,7 @@ from angioscribe.report.corpus import LANGUAGES
 from angioscribe.report.draft import Drafter, Language
 from angioscribe.report.drafting import draft_request, key_frames_of, write_draft
 from angioscribe.scope import check_scope_batch
+from angioscribe.syntax_score import syntax_score
 
 T = TypeVar("T")
 
@@ -78,14 +80,17 @@ class Segmenters:
 @dataclass
 class StudyAnalysis:
     """One study: its cines' analyses, its key frames, the findings of each frame read and per
-    segment, the inputs that could not be read, and what produced it (`provenance`). Figure
-    paths are relative to the output folder, so a result folder can be moved whole."""
+    segment, its coronary dominance and anatomical SYNTAX score (None until a frame was read),
+    the inputs that could not be read, and what produced it (`provenance`). Figure paths are
+    relative to the output folder, so a result folder can be moved whole."""
 
     key: str
     cines: list[CineAnalysis] = field(default_factory=list)
     keyframes: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
     study_findings: list[dict[str, Any]] = field(default_factory=list)
+    dominance: dict[str, Any] | None = None
+    syntax_score: dict[str, Any] | None = None
     errors: list[dict[str, str]] = field(default_factory=list)
     figure: str | None = None
     drafts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -283,7 +288,8 @@ def _choose_keyframes(
     out_dir: Path,
 ) -> None:
     """The study's key frames per side from all its cines' scores, the findings of every
-    cine's best frame (the key frames first), the study's findings per segment, figures."""
+    cine's best frame (the key frames first), the study's dominance, findings per segment and
+    SYNTAX score, figures."""
     scored = [score for cine in study.cines for score in cine.scores_in_scope()]
     chosen = choose_keyframes(study.key, scored)
     record = chosen.to_dict()
@@ -316,7 +322,11 @@ def _choose_keyframes(
             "view": cine.view,
             "key_frame": key_frame,
         })
-    study.study_findings = study_findings(study.findings)
+    if not study.findings:  # nothing read: no dominance, and no score that would read as 0
+        return
+    study.dominance = study_dominance(study.findings)
+    study.study_findings = study_findings(study.findings, study.dominance["value"])
+    study.syntax_score = syntax_score(study.study_findings, study.dominance["value"])
 
 
 def frames_to_read(chosen: KeyFrames,

@@ -6,7 +6,9 @@ stenosis model gives lesion regions; a lesion is named after the segment with th
 probability over its pixels. This is what grounds the report's vessel numbering (CAG-VLM's
 drafts got it wrong ~70 % of the time without it; docs/segmentation.md measures this step).
 Each lesion is then measured by QCA (`angioscribe.qca`) on the SYNTAX model's vessel mask, so a
-finding says "#6 72 %" and not only where a lesion is.
+finding says "#6 72 %" and not only where a lesion is. Thrombus and calcification are not
+assessed from the images: every lesion says so (`thrombus_assessed: false`, `thrombus: null`),
+so that a draft never reads "no thrombus" where nobody looked (docs/findings.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import matplotlib
 import numpy as np
 
 from angioscribe.anatomy import SEGMENTS, label_en, laterality_of_segments, segment_by_arcade_id
+from angioscribe.dominance import name_for_dominance
 from angioscribe.qca import NoVesselError, measure_lesion
 from angioscribe.regions import Region, polygon_mask
 
@@ -44,6 +47,12 @@ TITLE_PX = 24
 # The QCA values every lesion carries; all None when it could not be measured.
 MEASUREMENT_KEYS = ("stenosis_percent", "grade", "cto", "mld_px", "reference_px", "length_px",
                     "mld_mm", "reference_mm", "length_mm")
+# Lesion characteristics beside the QCA values: the value is null and `<name>_assessed` false
+# when nothing looked for it; only an assessed false means "none".
+ASSESSMENT_KEYS = ("thrombus", "thrombus_assessed", "calcification", "calcification_assessed")
+# A segment lies around a lesion when it holds this many pixels of probability > 0.5 within
+# NEAREST_SEGMENT_RADIUS of the lesion (the SYNTAX score's branch points read it).
+ADJACENT_MIN_PIXELS = 8
 
 
 def percent_text(stenosis_percent: float | None) -> str:
@@ -56,6 +65,12 @@ def unmeasured() -> dict[str, Any]:
     return dict.fromkeys(MEASUREMENT_KEYS)
 
 
+def not_assessed() -> dict[str, Any]:
+    """Thrombus and calcification of a lesion nothing assessed them on: unknown, not absent."""
+    return {"thrombus": None, "thrombus_assessed": False,
+            "calcification": None, "calcification_assessed": False}
+
+
 @dataclass
 class StenosisFinding:
     """One lesion on one segment. `support` is that segment's share of the SYNTAX model's
@@ -63,7 +78,10 @@ class StenosisFinding:
     it lies beside the vessel), `confidence` the stenosis model's mean probability over it (how
     sure the model is that a lesion is there, not how severe it is). `measurement` holds the
     QCA values of `MEASUREMENT_KEYS` (% diameter stenosis, grade, occlusion, diameters and
-    length), all None when the lesion was not measured."""
+    length), all None when the lesion was not measured. `assessment` holds thrombus and
+    calcification (`ASSESSMENT_KEYS`, not assessed unless something measured them);
+    `adjacent_segments` the segments the SYNTAX model sees around the lesion, where a branch
+    point shows (None when unknown)."""
 
     segment: str | None
     laterality: str | None
@@ -72,6 +90,8 @@ class StenosisFinding:
     bbox: tuple[float, float, float, float]
     polygon: list[list[float]]
     measurement: dict[str, Any] = field(default_factory=unmeasured)
+    assessment: dict[str, Any] = field(default_factory=not_assessed)
+    adjacent_segments: list[str] | None = None
 
     @property
     def label(self) -> str:
@@ -86,14 +106,18 @@ class StenosisFinding:
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
-        return {**record, **record.pop("measurement"), "label": self.label}
+        return {**record, **record.pop("measurement"), **record.pop("assessment"),
+                "label": self.label}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StenosisFinding:
         return cls(segment=data["segment"], laterality=data["laterality"],
                    confidence=float(data["confidence"]), support=float(data["support"]),
                    bbox=tuple(data["bbox"]), polygon=[list(p) for p in data["polygon"]],
-                   measurement={key: data.get(key) for key in MEASUREMENT_KEYS})
+                   measurement={key: data.get(key) for key in MEASUREMENT_KEYS},
+                   assessment={**not_assessed(),
+                               **{k: data[k] for k in ASSESSMENT_KEYS if k in data}},
+                   adjacent_segments=data.get("adjacent_segments"))
 
 
 @dataclass
@@ -169,9 +193,10 @@ def measure(frame: np.ndarray, vessel: np.ndarray, polygon: Sequence[Sequence[fl
         return unmeasured()
 
 
-def study_findings(frames: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def study_findings(frames: Sequence[dict[str, Any]],
+                   dominance: str = "unknown") -> list[dict[str, Any]]:
     """A study's findings, one per segment, from the findings of each frame read (analysis.json's
-    `findings` entries: `path`, `frame`, `view` and their `stenoses`), in SYNTAX order.
+    `findings` entries: `path`, `frame`, `view`, `side` and their `stenoses`), in SYNTAX order.
 
     Each entry has the segment ("12b"), its label and side, and the QCA values
     (`MEASUREMENT_KEYS`) and `confidence` of one lesion: of all the lesions measured on the
@@ -181,14 +206,21 @@ def study_findings(frames: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     view foreshortens it, QCA errs by about 20 points, mostly upward (docs/qca.md), so the
     worst view is the least reliable one. A lesion that could not be measured in any view
     keeps its segment with null QCA values.
+
+    Lesions are numbered as the study's `dominance` (`angioscribe.dominance`) numbers them: a
+    PDA the model named #4 on a left injection of a left-dominant study is #15; the entry's
+    `renamed_from` keeps the model's name (null when unchanged).
     """
     seen: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for frame in frames:
         per_segment: dict[str, dict[str, Any]] = {}
-        for lesion in frame["stenoses"]:
-            known = per_segment.get(lesion["segment"])
-            if lesion["segment"] and (known is None or _trust(lesion) > _trust(known)):
-                per_segment[lesion["segment"]] = lesion
+        for named in (lesion for lesion in frame["stenoses"] if lesion["segment"]):
+            number = name_for_dominance(named["segment"], frame.get("side"), dominance)
+            lesion = {**named, "segment": number,
+                      "renamed_from": named["segment"] if number != named["segment"] else None}
+            known = per_segment.get(number)
+            if known is None or _trust(lesion) > _trust(known):
+                per_segment[number] = lesion
         for segment, lesion in per_segment.items():
             seen.setdefault(segment, []).append((frame, lesion))
     order = list(SEGMENTS)
@@ -201,9 +233,12 @@ def _segment_finding(segment: str,
     frame, lesion = max(views, key=lambda pair: _trust(pair[1]))
     return {
         "segment": segment,
-        "label": lesion["label"],
-        "laterality": lesion["laterality"],
+        "label": label_en(segment),
+        "laterality": SEGMENTS[segment].laterality,
+        "renamed_from": lesion["renamed_from"],
         **{key: lesion[key] for key in MEASUREMENT_KEYS},
+        **{key: lesion.get(key, not_assessed()[key]) for key in ASSESSMENT_KEYS},
+        "adjacent_segments": lesion.get("adjacent_segments"),
         "confidence": lesion["confidence"],
         "measured_in": {"path": frame["path"], "frame": frame["frame"], "view": frame["view"]},
         "views": [{"path": f["path"], "frame": f["frame"], "view": f["view"],
@@ -229,10 +264,10 @@ def _segment_channels(label_ids: Sequence[int], laterality: str | None) -> dict[
 def _assign(probabilities: np.ndarray, channels: dict[int, int],
             region: Region) -> StenosisFinding:
     lesion = polygon_mask(region.polygon, probabilities.shape[1:])
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * NEAREST_SEGMENT_RADIUS + 1,) * 2)
+    near = cv2.dilate(lesion, kernel).astype(bool)
     segment_id, support = _most_probable_segment(probabilities, channels, lesion.astype(bool))
     if segment_id is None:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * NEAREST_SEGMENT_RADIUS + 1,) * 2)
-        near = cv2.dilate(lesion, kernel).astype(bool)
         segment_id, support = _most_probable_segment(probabilities, channels, near)
     segment = segment_by_arcade_id(segment_id) if segment_id is not None else None
     return StenosisFinding(
@@ -242,7 +277,20 @@ def _assign(probabilities: np.ndarray, channels: dict[int, int],
         support=support,
         bbox=region.bbox,
         polygon=region.polygon.tolist(),
+        adjacent_segments=_adjacent_segments(probabilities, channels, near),
     )
+
+
+def _adjacent_segments(probabilities: np.ndarray, channels: dict[int, int],
+                       near: np.ndarray) -> list[str]:
+    """The segments the model sees around a lesion (`near`: the lesion widened by
+    NEAREST_SEGMENT_RADIUS), in SYNTAX order: where a junction's segments meet, the lesion sits
+    at a branch point."""
+    confident = probabilities[:, near][list(channels)] > 0.5
+    ids = [arcade_id for arcade_id, pixels in zip(channels.values(), confident.sum(axis=1),
+                                                  strict=True) if pixels >= ADJACENT_MIN_PIXELS]
+    numbers = {segment_by_arcade_id(arcade_id).number for arcade_id in ids}
+    return [number for number in SEGMENTS if number in numbers]
 
 
 def _most_probable_segment(probabilities: np.ndarray, channels: dict[int, int],

@@ -14,7 +14,7 @@ from angioscribe.frames import DEFAULT_MIN_GAP
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-STUDY_COLUMNS = ("study", "cines", "unreadable", "findings")
+STUDY_COLUMNS = ("study", "cines", "unreadable", "findings", "dominance", "SYNTAX")
 
 
 def analyze(
@@ -32,7 +32,8 @@ def analyze(
     """Run every stage that exists on each study; inputs that fail are listed, not fatal.
 
     analysis.json holds one entry per study: findings per frame read and per segment (%
-    diameter stenosis by QCA), EN and JA draft reports (also as <out>/<study>/report_en.txt and
+    diameter stenosis by QCA), coronary dominance, the anatomical SYNTAX score (lesion part,
+    with what it could not assess), EN and JA draft reports (also as <out>/<study>/report_en.txt and
     report_ja.txt) and the models that made them; the inputs that failed are in `errors`
     (`path`, `error`). It is rewritten after every cine, so a batch that dies late keeps what
     it did. Exit code 0 when every input was analysed, 1 when some failed, 3 when none was.
@@ -44,7 +45,9 @@ def analyze(
     written = write_analysis(studies, out)
     print_records([study.to_dict() if as_json else {
         "study": study.key, "cines": len(study.cines), "unreadable": len(study.errors),
-        "findings": findings_summary(study.study_findings)}
+        "findings": findings_summary(study.study_findings),
+        "dominance": study.dominance["value"] if study.dominance else "not read",
+        "SYNTAX": syntax_summary(study.syntax_score)}
         for study in studies], as_json, STUDY_COLUMNS)
     stderr.print(f"results: {written}")
     finish(sum(len(study.cines) for study in studies),
@@ -57,3 +60,13 @@ def findings_summary(study_findings: Sequence[dict[str, Any]]) -> str:
 
     return ", ".join(f"#{entry['segment']} {percent_text(entry['stenosis_percent'])}"
                      for entry in study_findings) or "none"
+
+
+def syntax_summary(score: dict[str, Any] | None) -> str:
+    """A study's SYNTAX score in a table cell: "17", "7 (right assumed; 9 if left)" when the
+    dominance is unknown, "not scored" when no frame was read."""
+    if score is None:
+        return "not scored"
+    if score["dominance_assumed"]:
+        return f"{score['value']:g} (right assumed; {score['if_left_dominant']:g} if left)"
+    return f"{score['value']:g}"
