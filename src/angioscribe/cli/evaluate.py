@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from angioscribe.batch import attempt
 from angioscribe.cli import reports
 from angioscribe.cli.output import print_records
 from angioscribe.cli.refusal import refuse
 from angioscribe.errors import AngioscribeError, InputError
+
+if TYPE_CHECKING:
+    from angioscribe.evaluate.findings_truth import ChainAnalysis, StudyComparison
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -309,3 +313,99 @@ def keyframe(
 
 def _with_ci(metric: dict[str, float]) -> str:
     return f"{metric['value']:.3f} [{metric['ci_low']:.3f}, {metric['ci_high']:.3f}]"
+
+
+FINDINGS_STUDY_COLUMNS = ("study", "truth", "findings", "found", "false")
+FINDINGS_METRIC_COLUMNS = ("metric", "n", "value", "ci95", "target", "met")
+
+
+@app.command("findings")
+def findings(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Simulated studies or datasets: folders with truth.json (`angioscribe sim study` "
+             "or `sim dataset` output).")],
+    analysis: Annotated[Path | None, typer.Option(
+        "--analysis", help="analysis.json of `angioscribe analyze` over these studies; "
+                           "default: run the chain on them now.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for findings-metrics.json, findings-lesions.csv and "
+                      "findings-truth.png; also analysis.json and figures when the chain "
+                      "runs.")] = None,
+    resamples: Annotated[int, typer.Option("--resamples", min=100,
+                                           help="Bootstrap resamples.")] = 1000,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="JSON lines on stdout: one per study, then one per metric.")] = False,
+) -> None:
+    """The study findings of `analyze` against the simulator's truth: truth lesions found at
+    their segment (all, significant >= 50 %, total occlusions), the % stenosis error of those
+    found, false findings; 95 % bootstrap CIs over patients (docs/findings-evaluation.md).
+
+    A study that cannot be scored (no truth.json, not in the analysis, no cine read) is an
+    error record and the rest go on. Exit code 0 when every study was scored, 1 when some
+    failed, 2 on a usage error, 3 when none was (or the analysis or the models cannot be used).
+    """
+    import tempfile
+
+    from angioscribe.cli.contract import finish
+    from angioscribe.evaluate.findings_truth import (
+        AnalysisFile,
+        compare_folder,
+        findings_metrics,
+        sim_study_folders,
+    )
+
+    records, comparisons = [], []
+
+    def keep(record: dict[str, Any], comparison: StudyComparison | None = None) -> None:
+        records.append(record)
+        comparisons.extend([comparison] if comparison else [])
+        if as_json:
+            print_records([record], True, ())
+
+    with tempfile.TemporaryDirectory(prefix="angioscribe-findings-") as scratch:
+        try:
+            analysis_of = (AnalysisFile(analysis) if analysis is not None
+                           else _chain_analysis(out or Path(scratch), keep=out is not None))
+        except (AngioscribeError, ValueError) as error:
+            refuse(error, as_json, source=analysis or "models")
+        for path in paths:
+            folders, error = attempt(path, lambda path=path: sim_study_folders(path))
+            if error is not None:
+                keep(error)
+            for folder in folders or []:
+                comparison, error = attempt(folder, lambda f=folder: compare_folder(
+                    f, analysis_of))
+                keep(comparison.to_record() if comparison else error, comparison)
+    if not as_json:
+        print_records(records, False, FINDINGS_STUDY_COLUMNS)
+    if comparisons:
+        metrics = findings_metrics(comparisons, resamples)
+        print_records(metrics, as_json, FINDINGS_METRIC_COLUMNS)
+        if out is not None:
+            _write_findings_evaluation(comparisons, metrics, records, out)
+    finish(len(comparisons), len(records) - len(comparisons))
+
+
+def _chain_analysis(out_dir: Path, keep: bool) -> ChainAnalysis:
+    """The chain with the shipped models, loaded once for every study."""
+    from angioscribe.analyze import Segmenters
+    from angioscribe.evaluate.findings_truth import ChainAnalysis
+    from angioscribe.keyframes.classify import KeyframeClassifier
+
+    return ChainAnalysis(out_dir, KeyframeClassifier.load(), Segmenters.load(), keep)
+
+
+def _write_findings_evaluation(comparisons: list[StudyComparison],
+                               metrics: list[dict[str, Any]], records: list[dict[str, Any]],
+                               out: Path) -> None:
+    """The metrics and study records as JSON, one CSV row per lesion, the figure."""
+    from angioscribe.cli.output import to_json
+    from angioscribe.evaluate.findings_truth import plot_findings_truth, write_lesions_csv
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "findings-metrics.json").write_text(
+        to_json({"metrics": metrics, "studies": records}) + "\n", encoding="utf-8")
+    write_lesions_csv(comparisons, out / "findings-lesions.csv")
+    plot_findings_truth(comparisons, out / "findings-truth.png")
+    typer.echo(f"findings-metrics.json, findings-lesions.csv, findings-truth.png in {out}",
+               err=True)
