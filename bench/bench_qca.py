@@ -1,4 +1,5 @@
-"""QCA on simulated lesions: how long one lesion takes, and how close its % stenosis comes.
+"""QCA on simulated lesions: how long one lesion takes, and how close its % stenosis comes;
+and what QCA adds to a frame's findings on real frames.
 
 Target (issue #22): measuring one lesion adds <= 50 ms to a frame's findings on this CPU, and
 % stenosis MAE <= 10 points on simulator lesions. Every lesion of SEEDS studies (2 left and
@@ -10,6 +11,14 @@ Accuracy comes with a 95 % bootstrap CI resampling studies, and split by what ma
 hard: small vessels, another vessel crossing the lesion in that view, a lesion seen obliquely
 (foreshortened), the grade. "Clear views" are those a QCA reader would choose: no crossing
 vessel and at least FORESHORTENED of the lesion's length in the image plane.
+
+The cost in the findings (`findings_cost`, recorded as `qca_findings`) is timed where the chain
+pays it: `findings.segment_frame` (both models, lesion naming and one QCA measurement per
+lesion) on the first FINDINGS_FRAMES ARCADE stenosis val frames, with the SYNTAX model's
+vessel mask and the stenosis model's outlines as `analyze` has them. The time inside its
+per-lesion measurement (`findings.measure`: the outline's mask and `measure_lesion`) and its
+vessel mask is taken apart from the rest, so a frame's findings are timed with and without
+QCA in the same run. Each frame is run FRAME_REPEATS times, fastest run kept, one torch thread.
 """
 
 from __future__ import annotations
@@ -17,11 +26,15 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from record import record
 
+from angioscribe import findings
 from angioscribe.evaluate.bootstrap import bootstrap_ci
 from angioscribe.qca import LesionMeasurement, measure_lesion
 from angioscribe.qca.simulated import SimulatedLesion, view_lesions
@@ -33,6 +46,9 @@ REPEATS = 5
 SMALL_VESSEL_PX = 9.0  # reference diameter below this: a side branch or distal vessel
 CROSSED = 0.05  # share of the outline's vessel pixels from another vessel
 FORESHORTENED = 0.7  # projected over true lesion length below this: seen obliquely
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FINDINGS_FRAMES = 40
+FRAME_REPEATS = 3
 
 
 def fastest(item: SimulatedLesion) -> tuple[float, LesionMeasurement]:
@@ -120,5 +136,92 @@ def main() -> None:
     print(path.read_text()[:3000])
 
 
+@contextmanager
+def timed(name: str) -> Iterator[list[tuple[float, float]]]:
+    """While inside, `findings.<name>` records (wall, CPU) seconds of every call it makes.
+    CPU time (this thread's) is what the call costs on an idle core; on the shared machine
+    the wall time also holds the waits for other people's jobs."""
+    original: Callable[..., Any] = getattr(findings, name)
+    seconds: list[tuple[float, float]] = []
+
+    def timing(*args: Any, **kwargs: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            seconds.append((time.perf_counter() - wall, time.thread_time() - cpu))
+
+    setattr(findings, name, timing)
+    try:
+        yield seconds
+    finally:
+        setattr(findings, name, original)
+
+
+def frame_cost(frame: np.ndarray, syntax: Any, stenosis: Any) -> dict[str, Any]:
+    """One frame's findings, FRAME_REPEATS times: the fastest run's wall time, and the
+    fastest wall and CPU time (s) of each lesion's measurement and of the vessel mask."""
+    runs = []
+    for _ in range(FRAME_REPEATS):
+        with timed("measure") as lesions, timed("vessel_mask") as mask:
+            start = time.perf_counter()
+            findings.segment_frame(frame, syntax, stenosis)
+            runs.append((time.perf_counter() - start, lesions, mask))
+    return {
+        "total": min(total for total, _, _ in runs),
+        "lesions": np.min([lesions for _, lesions, _ in runs], axis=0).reshape(-1, 2),
+        "vessel_mask": np.min([mask for _, _, mask in runs], axis=0).reshape(-1, 2).sum(axis=0),
+    }
+
+
+def findings_cost() -> None:
+    """What measuring lesions adds to a frame's findings, on real frames with the models."""
+    import torch
+
+    from angioscribe.data.arcade import load_arcade
+    from angioscribe.models.segmenter import Segmenter
+
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]
+    syntax, stenosis = Segmenter.from_name("syntax-seg"), Segmenter.from_name("stenosis-seg")
+    images = load_arcade(DATA, "stenosis", "val").images[:FINDINGS_FRAMES]
+    costs = [frame_cost(image.load(), syntax, stenosis) for image in images]
+    lesions = np.concatenate([cost["lesions"] for cost in costs])
+    added = [(cost["lesions"].sum(axis=0) + cost["vessel_mask"]) / len(cost["lesions"])
+             for cost in costs if len(cost["lesions"])]
+    without = [cost["total"] - cost["lesions"][:, 0].sum() - cost["vessel_mask"][0]
+               for cost in costs]
+
+    def ms(seconds: Any) -> float:
+        return round(1000 * float(seconds), 1)
+
+    metrics: dict[str, Any] = {"frames": len(costs), "lesions": len(lesions)}
+    for column, clock in enumerate(("wall", "cpu")):
+        metrics |= {
+            f"ms_per_lesion_median_{clock}": ms(np.median(lesions[:, column])),
+            f"ms_per_lesion_p90_{clock}": ms(np.percentile(lesions[:, column], 90)),
+            f"ms_per_lesion_max_{clock}": ms(lesions[:, column].max()),
+            f"ms_added_per_lesion_median_{clock}": ms(np.median([a[column] for a in added])),
+        }
+    metrics |= {
+        "ms_vessel_mask_per_frame_median_wall": round(
+            1000 * float(np.median([cost["vessel_mask"][0] for cost in costs])), 2),
+        "ms_frame_findings_without_qca_median_wall": ms(np.median(without)),
+        "ms_frame_findings_with_qca_median_wall": ms(np.median([c["total"] for c in costs])),
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+    }
+    path = record("qca_findings", metrics,
+                  notes=f"findings.segment_frame on the first {FINDINGS_FRAMES} ARCADE stenosis "
+                        f"val frames (shipped syntax-seg and stenosis-seg, 1 torch thread), "
+                        f"{FRAME_REPEATS} runs per frame, fastest kept; per lesion: the time "
+                        f"inside findings.measure (outline mask + measure_lesion on the model's "
+                        f"vessel mask), wall and this thread's CPU time; added per lesion: a "
+                        f"frame's measurements and vessel mask over its lesions (frames with "
+                        f"lesions); target <= 50 ms per lesion.")
+    print(path.read_text())
+
+
 if __name__ == "__main__":
     main()
+    findings_cost()
