@@ -161,7 +161,11 @@ def compare_study(truth: StudyTruth, analysis: dict[str, Any]) -> StudyCompariso
     if not isinstance(analysis.get("study_findings"), list):
         raise InputError(truth.folder, "its analysis has no study_findings (written by an "
                                        "angioscribe older than per-segment findings?)")
-    predicted = {str(entry["segment"]): entry for entry in analysis["study_findings"]}
+    try:
+        predicted = {str(entry["segment"]): entry for entry in analysis["study_findings"]}
+    except (KeyError, TypeError) as error:
+        raise InputError(truth.folder, "its analysis lists a study finding without a segment"
+                         ) from error
     true = {lesion["segment"]: lesion for lesion in truth.lesions}
     matches = [_truth_match(lesion, predicted.get(segment)) for segment, lesion in true.items()]
     matches += [_finding_match("false", entry) for segment, entry in predicted.items()
