@@ -6,9 +6,8 @@ import pytest
 from angioscribe.anatomy import SEGMENTS
 from angioscribe.dominance import counterpart, name_for_dominance, study_dominance
 from angioscribe.findings import StenosisFinding, not_assessed, study_findings
-from angioscribe.qca import grade
 from angioscribe.sim import simulate_study
-from angioscribe.syntax_score import WEIGHTS, syntax_score, truth_findings, truth_syntax_score
+from angioscribe.syntax_score import WEIGHTS, syntax_score, truth_frames, truth_syntax_score
 
 
 def finding(segment: str, percent: float | None, **extra) -> dict:
@@ -115,28 +114,6 @@ def test_posterior_branches_are_numbered_by_the_artery_that_gives_them():
     assert renamed["segment"] == "15" and renamed["renamed_from"] == "4"
     assert renamed["laterality"] == "LCA" and renamed["label"] == "#15 left posterior descending"
     assert study_findings(frames, "right")[0]["segment"] == "4"
-
-
-def truth_frames(truth: dict) -> list[dict]:
-    """Each simulated view as analysis.json's `findings` entry would be with perfect models:
-    its visible segments, and every truth lesion on them as a measured lesion record."""
-    frames = []
-    for view in truth["views"]:
-        stenoses = []
-        for lesion, known in zip(truth["lesions"], truth_findings(truth["lesions"]), strict=True):
-            if lesion["segment"] in view["visible_segments"]:
-                record = StenosisFinding(lesion["segment"], lesion["laterality"], 1.0, 1.0,
-                                         (0, 0, 1, 1), [[0, 0]])
-                record.measurement |= {key: known[key] for key in
-                                       ("stenosis_percent", "cto", "length_mm", "reference_mm")}
-                record.measurement["grade"] = grade(known["stenosis_percent"], known["cto"])
-                record.assessment = {key: known[key] for key in not_assessed()}
-                record.adjacent_segments = known["adjacent_segments"]
-                stenoses.append(record.to_dict())
-        frames.append({"path": str(view["series_number"]), "frame": view["best_frame"],
-                       "view": view["view"], "side": view["laterality"],
-                       "segments": view["visible_segments"], "stenoses": stenoses})
-    return frames
 
 
 def test_simulated_truth_scores_the_same_through_the_findings_path():

@@ -34,6 +34,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from angioscribe.findings import unmeasured
+
 # Table 1 of Sianos et al. 2005: segment -> (right dominance, left dominance); None = the
 # segment does not exist in that dominance ("n.a.").
 WEIGHTS: dict[str, tuple[float | None, float | None]] = {
@@ -101,6 +103,20 @@ def truth_findings(lesions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
              "thrombus": bool(lesion["thrombus"]), "thrombus_assessed": True,
              "calcification": lesion["calcification"], "calcification_assessed": True}
             for lesion in lesions]
+
+
+def truth_frames(truth: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each view of a simulated study (truth.json) as analysis.json's `findings` entry would
+    be with perfect models: its side, the segments it shows (`visible_segments`), and every
+    truth lesion on those segments as a measured lesion. `dominance.study_dominance`,
+    `findings.study_findings` and `syntax_score` then run on them as `analyze` runs them."""
+    known = truth_findings(truth["lesions"])
+    return [{"path": f"series {view['series_number']}", "frame": view["best_frame"],
+             "view": view["view"], "side": view["laterality"],
+             "segments": list(view["visible_segments"]),
+             "stenoses": [{**unmeasured(), **lesion, "confidence": 1.0} for lesion in known
+                          if lesion["segment"] in view["visible_segments"]]}
+            for view in truth["views"]]
 
 
 def _score(findings: Sequence[Mapping[str, Any]], weights: str) -> dict[str, Any]:
