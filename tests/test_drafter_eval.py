@@ -137,3 +137,41 @@ def test_segment_f1_is_pooled_over_drafts_and_sides_are_checked():
     assert (row["side_errors"], row["side_rate"]) == (2, 2 / 3)
     assert row["f1_ci"][0] <= row["f1"] <= row["f1_ci"][1]
     assert not np.isnan(row["precision_ci"]).any()
+
+
+def test_model_clues_come_from_one_chain_run_per_study_for_both_languages(corpus, monkeypatch):
+    """With clues from the models, each id's images go through the image chain once; its key
+    frames and findings serve both languages, and a study the chain cannot read is an error
+    of each of its records while the batch goes on."""
+    from types import SimpleNamespace
+
+    from angioscribe.analyze import StudyAnalysis
+    from angioscribe.report import drafting
+    from angioscribe.report.corpus import read_corpus
+    from angioscribe.report.template import TemplateDrafter
+
+    analysed = []
+
+    def chain(paths):
+        analysed.append([path.name for path in paths])
+        if paths[0].name == "12.jpg":
+            return [StudyAnalysis("12.jpg", errors=[{"path": "12.jpg", "error": "unreadable"}])]
+        cine = SimpleNamespace(source=str(paths[0]), view="RAO Caudal")
+        return [StudyAnalysis("uid", cines=[cine],
+                              keyframes={"keyframes": {"LCA": [{"path": str(paths[0]),
+                                                                "frame": 3}]}},
+                              study_findings=[{"segment": "7", "stenosis_percent": 80}])]
+
+    monkeypatch.setattr(drafting, "image_chain", lambda: chain)
+    records = [r for r in read_corpus(corpus) if r.split == "val"]
+    results = list(drafting.draft_corpus(records, dict.fromkeys(("en", "ja"), TemplateDrafter()),
+                                         "models", corpus))
+    assert analysed == [["LCA.dcm", "RCA.dcm"], ["12.jpg"]]
+    drafts = [draft for _, draft in results[:2]]
+    assert [(d.case_id, d.lang, d.path) for d in drafts] == [("sim/a", "en", str(corpus)),
+                                                             ("sim/a", "ja", str(corpus))]
+    assert all(d.clues == [{"segment": "7", "stenosis_percent": 80}] for d in drafts)
+    assert drafts[0].key_frames == [{"path": records[0].images[0].path, "frame": 3,
+                                     "side": "LCA", "view": "RAO Caudal"}]
+    assert [(record.id, error.problem) for record, error in results[2:]] == [
+        ("arcade/12", "unreadable")] * 2

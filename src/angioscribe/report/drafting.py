@@ -78,7 +78,7 @@ def with_pixels(request: DraftRequest) -> DraftRequest:
                 if result.cine is None:
                     raise result.error or InputError(frame.path, "cannot read the key frame")
                 cines[frame.path] = result.cine.frames
-            frame.pixels = cines[frame.path][frame.frame]
+            frame.pixels = cines[frame.path][frame.frame].copy()  # the cine itself is freed
     return request
 
 
@@ -143,6 +143,30 @@ def _unread(study: StudyAnalysis) -> str:
     return "; ".join(error["error"] for error in study.errors) or "no cine found"
 
 
+def corpus_requests(records: Iterable[CorpusRecord], clues: ClueSource = "corpus"
+                    ) -> Iterator[tuple[CorpusRecord, DraftRequest | InputError]]:
+    """What a drafter reads for each corpus record, or why the record cannot be drafted.
+
+    With clues from the corpus or the truth, the key frames are the record's images; with
+    "models" the image chain reads the record's images as `report` reads a study (key frames,
+    findings), once per id for all its languages. Made once, the requests serve every drafter
+    (bench/bench_drafters.py).
+    """
+    analyse = image_chain() if clues == "models" else None
+    analysed: dict[str, DraftRequest | InputError] = {}
+    for record in records:
+        if analyse is None:
+            findings = record.findings if clues == "truth" else record.prompt_findings
+            yield record, DraftRequest(record.id, record.lang, record.images, findings,
+                                       record.clinical_text)
+            continue
+        if record.id not in analysed:
+            analysed[record.id] = _analysed_request(record, analyse)
+        found = analysed[record.id]
+        yield record, (found if isinstance(found, InputError) else
+                       replace(found, lang=record.lang, clinical_text=record.clinical_text))
+
+
 def draft_corpus(
     records: Iterable[CorpusRecord],
     drafters: Mapping[Language, Drafter],
@@ -152,29 +176,13 @@ def draft_corpus(
     """(record, draft) for every corpus record in a language of `drafters`, the draft under
     the record's id, so `evaluate reports --truth CORPUS` scores it; (record, error) for a
     record that cannot be drafted, and the batch goes on. `source` (the corpus file) is the
-    drafts' `path`.
-
-    With clues from the corpus or the truth, the drafter sees the record's images as key
-    frames; with "models" the image chain reads the record's images as `report` reads a
-    study (key frames, findings), once per id for all its languages.
-    """
-    analyse = image_chain() if clues == "models" else None
-    analysed: dict[str, DraftRequest | InputError] = {}
-    for record in records:
-        if record.lang not in drafters:
+    drafts' `path`; `clues` as for `corpus_requests`."""
+    chosen = (record for record in records if record.lang in drafters)
+    for record, request in corpus_requests(chosen, clues):
+        if isinstance(request, InputError):
+            yield record, request
             continue
         try:
-            if analyse is None:
-                findings = record.findings if clues == "truth" else record.prompt_findings
-                request = DraftRequest(record.id, record.lang, record.images, findings,
-                                       record.clinical_text)
-            else:
-                if record.id not in analysed:
-                    analysed[record.id] = _analysed_request(record, analyse)
-                if isinstance(analysed[record.id], InputError):
-                    raise analysed[record.id]
-                request = replace(analysed[record.id], lang=record.lang,
-                                  clinical_text=record.clinical_text)
             yield record, write_draft(drafters[record.lang], request, source, record.id)
         except InputError as error:
             yield record, error
