@@ -321,3 +321,15 @@ def test_a_draft_never_says_none_for_what_was_not_assessed():
     assessed = {**entry, "thrombus": True, "thrombus_assessed": True,
                 "calcification": "severe", "calcification_assessed": True}
     assert "thrombus and severe calcification" in finding_sentence(assessed, "en")
+
+
+def test_a_lesion_record_reads_back_with_its_assessment_and_neighbours():
+    """analysis.json's lesion record gives back the same lesion: thrombus and calcification as
+    assessed (or not), and the segments around it."""
+    lesion = StenosisFinding("6", "LCA", 0.8, 0.9, (0, 0, 1, 1), [[0, 0]],
+                             adjacent_segments=["6", "7", "9"])
+    lesion.assessment |= {"calcification": "severe", "calcification_assessed": True}
+    again = StenosisFinding.from_dict(json.loads(json.dumps(lesion.to_dict())))
+    assert again == lesion
+    assert StenosisFinding.from_dict({**lesion.to_dict(), "thrombus": None}).assessment[
+        "thrombus_assessed"] is False
