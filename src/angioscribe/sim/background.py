@@ -22,7 +22,7 @@ from angioscribe.sim.projection import CArm
 
 LOW_RES = 4  # background detail is drawn on a grid this many times coarser
 MARGIN_PX = 32  # how far breathing may shift the moving layer
-LUNG_LEVEL = 165.0
+LUNG_LEVEL = 190.0  # ARCADE frames: background ~150 beside the vessels, lungs brighter
 HEART_DARKNESS = 45.0
 ABDOMEN_DARKNESS = 75.0
 SPINE_DARKNESS = 22.0
@@ -158,15 +158,14 @@ def _lung_texture(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _shutters(cols: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Collimator shutters and vignetting: dark edges, as on real cine frames.
+    """Collimator shutters: a thin dark frame at the edges, as on real cine frames.
 
+    No vignetting: ARCADE frames stay bright up to the shutters, and dark corners made the
+    out-of-scope guard refuse most simulated key frames (docs/experiments/sim-realism.md).
     `cols` are detector pixel coordinates (a square grid), 0 at the first pixel.
     """
     size = cols.shape[1] * LOW_RES
     half = size / 2.0
     x, y = cols - (size - 1) / 2.0, cols.T - (size - 1) / 2.0
     edge = half - rng.uniform(3, 10)
-    across = 1.0 / (1.0 + np.exp(-(np.maximum(np.abs(x), np.abs(y)) - edge) / 1.5))
-    radius = np.hypot(x, y) / half
-    vignette = 0.35 * np.clip(radius - 0.7, 0.0, None) ** 2 / 0.3**2
-    return np.clip(across + vignette, 0.0, 1.0)
+    return 1.0 / (1.0 + np.exp(-(np.maximum(np.abs(x), np.abs(y)) - edge) / 1.5))

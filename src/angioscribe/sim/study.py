@@ -44,7 +44,7 @@ ANGLE_JITTER_DEG = 4.0
 FRAME_RATES = (7.5, 10.0, 12.5, 15.0)
 FIELD_FILL = 0.88  # fraction of the detector the largest projected tree should span
 PIXEL_SPACING_RANGE_MM = (0.25, 0.42)
-NOISE_AT_MID_GREY = 3.5
+NOISE_AT_MID_GREY = 1.5  # grey levels; ARCADE frames are smooth (processed, JPEG)
 VISIBLE_MIN_PIXELS = 30  # a segment is visible in a view with this many labelled pixels
 UID_SALT = "angioscribe.sim"
 

@@ -1,0 +1,119 @@
+"""The realism harness: simulated key frames judged by models (sim.realism).
+
+Stand-in models that answer with the simulator's own truth must score perfectly, ones that see
+nothing must score zero: that checks the harness's bookkeeping (truth conversion, official
+metric, lesion location and matching) without the cost of the networks. One test runs the
+shipped models on a small study.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from angioscribe.regions import Region
+from angioscribe.scope import ScopeVerdict
+from angioscribe.sim.anatomy3d import CODE_SEGMENTS
+from angioscribe.sim.realism import (
+    SIGNIFICANT_PERCENT,
+    Models,
+    lesion_core_px,
+    measure_realism,
+    truth_regions,
+)
+from angioscribe.sim.study import SimulatedStudy, simulate_study
+
+SEED = 16  # a CTO of the proximal LCX and a 75 % D2 lesion: both significant, on the left
+
+
+@pytest.fixture(scope="module")
+def study() -> SimulatedStudy:
+    return simulate_study(SEED, n_left=2, n_right=1)
+
+
+class TruthSegments:
+    """Answers each key frame with the simulator's segment outlines."""
+
+    def __init__(self, study: SimulatedStudy) -> None:
+        self.by_frame = {view.cine.frames[view.best_frame].tobytes():
+                         truth_regions(view.cine.masks[view.best_frame]) for view in study.views}
+
+    def regions(self, frame: np.ndarray) -> list[Region]:
+        return self.by_frame[frame.tobytes()]
+
+
+class LesionsAt:
+    """Answers each key frame with a 6 px box on every significant lesion's core."""
+
+    def __init__(self, study: SimulatedStudy) -> None:
+        self.by_frame = {}
+        for view in study.views:
+            boxes = []
+            for lesion in study.lesions:
+                if lesion.stenosis_percent < SIGNIFICANT_PERCENT:
+                    continue
+                col, row = lesion_core_px(study, view, lesion, view.best_frame).mean(axis=0)
+                box = np.array([[col - 3, row - 3], [col + 3, row - 3], [col + 3, row + 3],
+                                [col - 3, row + 3]])
+                boxes.append(Region(26, box, 1.0, 36.0))
+            self.by_frame[view.cine.frames[view.best_frame].tobytes()] = boxes
+
+    def regions(self, frame: np.ndarray) -> list[Region]:
+        return self.by_frame[frame.tobytes()]
+
+
+class SeesNothing:
+    def regions(self, frame: np.ndarray) -> list[Region]:
+        return []
+
+
+class AcceptsAll:
+    def check(self, frame: np.ndarray) -> list[ScopeVerdict]:
+        return [ScopeVerdict(True, 1.0, 2.0, "in scope")]
+
+
+def test_truth_regions_outline_every_visible_segment(study):
+    view = study.views[0]
+    mask = view.cine.masks[view.best_frame]
+    regions = truth_regions(mask)
+    numbers = sorted(CODE_SEGMENTS[int(code)] for code in np.unique(mask) if code
+                     and (mask == code).sum() >= 30)
+    assert sorted(view.visible_segments) == numbers
+    assert len(regions) == len(numbers)
+    for region in regions:
+        x_min, y_min, width, height = region.bbox
+        assert width > 3 and height > 3  # an outline, not a pixel box
+
+
+def test_models_that_answer_the_truth_score_perfectly(study):
+    significant = [lesion for lesion in study.lesions
+                   if lesion.stenosis_percent >= SIGNIFICANT_PERCENT]
+    assert significant  # the seed was chosen for them
+    oracle = Models(TruthSegments(study), LesionsAt(study), AcceptsAll())
+    score = measure_realism([study], oracle)
+    summary = score.summary()
+    assert summary["key_frames"] == len(study.views)
+    assert summary["syntax_f1"] == pytest.approx(1.0)
+    assert summary["significant_lesions"] == len(significant)
+    assert summary["lesion_recall_study"] == 1.0
+    assert summary["lesion_recall_view"] == 1.0
+    assert summary["false_stenosis_regions_per_frame"] == 0
+    assert summary["scope_acceptance"] == 1.0
+
+
+def test_models_that_see_nothing_score_zero(study):
+    blind = Models(SeesNothing(), SeesNothing(), AcceptsAll())
+    summary = measure_realism([study], blind).summary()
+    assert summary["syntax_f1"] == 0.0
+    assert summary["lesion_recall_study"] == 0.0
+
+
+def test_shipped_models_read_a_small_study(study):
+    score = measure_realism([study], Models.load())
+    summary = score.summary()
+    assert summary["key_frames"] == len(study.views)
+    assert 0.0 < summary["syntax_f1"] <= 1.0
+    assert summary["syntax_f1"] == pytest.approx(
+        np.mean([k.syntax_f1 for k in score.key_frames]), abs=1e-4)
+    rca = next(k for k in score.key_frames if k.name.endswith("RCA"))
+    assert {"1", "2"} <= set(rca.truth_segments)
