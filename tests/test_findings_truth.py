@@ -67,6 +67,7 @@ def test_findings_are_matched_to_truth_lesions_by_segment():
     assert metrics["significant_found"]["met"] is False
     assert metrics["occlusions_found"]["value"] == 1.0
     assert metrics["false_findings_per_study"]["value"] == 1.0
+    assert metrics["false_significant_per_study"]["value"] == 1.0  # #12a read as 60 %
     assert metrics["precision"]["value"] == pytest.approx(2 / 3)
 
 
@@ -126,6 +127,7 @@ def test_cli_scores_an_analysis_json_and_writes_its_outputs(sim_dataset, tmp_pat
     assert record["path"] == str(study) and record["false"] == 1
     assert record["found"] == f"{len(truth.lesions)}/{len(truth.lesions)}"
     assert metrics["false_findings_per_study"]["value"] == 1.0
+    assert metrics["false_significant_per_study"]["value"] == 1.0  # the false one is 55 %
     assert metrics["precision"]["value"] == pytest.approx(
         len(truth.lesions) / (len(truth.lesions) + 1))
     graded = [lesion for lesion in truth.lesions if lesion["stenosis_percent"] < 100]

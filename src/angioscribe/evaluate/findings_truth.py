@@ -264,7 +264,9 @@ def findings_metrics(comparisons: Sequence[StudyComparison],
       truth lesions found with a measured %;
     - lesions_found, significant_found (>= 50 %), occlusions_found (found and called `cto`):
       shares of the truth lesions found at their segment, across the study's views;
-    - false_findings_per_study, precision: findings on segments without a lesion.
+    - false_findings_per_study, precision: findings on segments without a lesion;
+      false_significant_per_study: those of them the chain reports as >= 50 %, the ones a
+      report would carry as disease.
     """
     pairs = [(c.truth.patient_id, m) for c in comparisons for m in c.matches]
     truth = [(p, m) for p, m in pairs if m.outcome != "false"]
@@ -280,9 +282,15 @@ def findings_metrics(comparisons: Sequence[StudyComparison],
                               if m.truth_cto]),
         ("false_findings_per_study", [(c.truth.patient_id, len(c.outcomes("false")))
                                       for c in comparisons]),
+        ("false_significant_per_study", [(c.truth.patient_id, sum(
+            _significant(m.percent, m.cto) for m in c.outcomes("false"))) for c in comparisons]),
         ("precision", [(p, m.outcome == "found") for p, m in predicted]),
     ]
     return [_metric(name, values, resamples) for name, values in rows]
+
+
+def _significant(percent: float | None, cto: bool | None) -> bool:
+    return bool(cto) or (percent is not None and percent >= SIGNIFICANT_PERCENT)
 
 
 def _metric(name: str, values: list[tuple[str, Any]], resamples: int) -> dict[str, Any]:
