@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import tempfile
 import time
@@ -199,6 +200,10 @@ def _rate(row: dict[str, Any], key: str) -> str:
 
 
 def _estimate(row: dict[str, Any], key: str) -> str:
+    """"0.63 [0.55, 0.70]"; a dash where it is undefined (a precision of drafts that name no
+    segment at all)."""
+    if math.isnan(row[key]):
+        return "–"
     low, high = row[f"{key}_ci"]
     return f"{row[key]:.2f} [{low:.2f}, {high:.2f}]"
 
