@@ -343,7 +343,7 @@ def plot_findings_truth(comparisons: Sequence[StudyComparison], path: Path) -> P
     scatter.set(xlim=(0, 105), ylim=(0, 105), xlabel="true % diameter stenosis",
                 ylabel="measured % (study finding)",
                 title=f"lesions found and measured (n = {len(measured)})")
-    scatter.legend(loc="upper left", fontsize=8)
+    scatter.legend(loc="best", fontsize=8)
     _plot_agreement(agreement, truth, value)
     _plot_found_by_percent(found, [m for m in matches if m.outcome != "false"])
     fig.tight_layout()
@@ -367,7 +367,7 @@ def _plot_agreement(axes: plt.Axes, truth: np.ndarray, value: np.ndarray) -> Non
     for limit in (bias - spread, bias + spread):
         axes.axhline(limit, color="C1", ls="--", lw=1)
     axes.axhline(0, color="0.5", lw=1)
-    axes.legend(loc="upper right", fontsize=8, title=f"limits ±{spread:.1f}",
+    axes.legend(loc="best", fontsize=8, title=f"limits ±{spread:.1f}",
                 title_fontsize=8)
 
 
