@@ -245,10 +245,10 @@ def _entry(name: str, description: str, how_to_get: str, weights: str = "",
 
 ANGIO_VLM_270M = _entry(
     "angio-vlm-270m",
-    "Offline CPU default: the key-frame model's EfficientNet-Lite0 encoder, a trained "
-    "projector (16 tokens per key frame) and Gemma 3 270M (GGUF package, LoRA r8) writing "
-    "the draft from the key frames, the clinical text and the findings as clues.",
-    "Train it per language: angioscribe train report --config "
+    "Offline CPU vision-language drafter: the key-frame model's EfficientNet-Lite0 encoder, "
+    "a trained projector (16 tokens per key frame) and Gemma 3 270M (GGUF package, LoRA r8) "
+    "writing the draft from the key frames, the clinical text and the findings as clues.",
+    "Shipped for en and ja; to retrain: angioscribe train report --config "
     "configs/report-angio-vlm-270m-en.yaml (and -ja.yaml), then pass the exported "
     ".safetensors path with --model.",
     weights="shipped:angio-vlm-270m-{lang}.safetensors",
