@@ -390,3 +390,24 @@ def test_gemma3_270m_from_its_gguf_package_drafts() -> None:
     draft = VLMDrafter("angio-vlm-270m", model).draft(
         DraftRequest(study="s", lang="en", key_frames=_frames(1), findings=FINDINGS))
     assert draft.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang, side_words", [("en", "Left coronary angiogram"),
+                                              ("ja", "左冠動脈造影")])
+def test_shipped_drafter_writes_a_draft_that_parses_back(shared_data, lang, side_words) -> None:
+    """The shipped adapter of each language, on a real ARCADE frame with a model finding as
+    clue: the draft names the injection the frame shows, in its language, and reads back with
+    the report parser (the round trip every evaluation relies on)."""
+    from angioscribe.report import parse_report
+    from angioscribe.report.drafters import create_drafter
+    from angioscribe.report.vlm import frame_pixels
+
+    frame = KeyFrameImage(str(shared_data / "arcade/syntax/val/images/1.jpg"), 0, "LCA", None)
+    frame = replace(frame, pixels=frame_pixels(frame))
+    drafter = create_drafter("angio-vlm-270m", lang)
+    draft = drafter.draft(DraftRequest(study="1.jpg", lang=lang, key_frames=[frame],
+                                       findings=[{"segment": "11", "stenosis_percent": 80,
+                                                  "confidence": 0.95}]))
+    assert draft.model == "angio-vlm-270m" and draft.text.startswith(side_words)
+    assert parse_report(draft.text, lang).stated_laterality == "LCA"
