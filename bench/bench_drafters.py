@@ -20,10 +20,10 @@ image-text embedder ships for offline use, and the simulator's key frames are ci
     python bench/bench_drafters.py --sim-corpus S.jsonl --arcade-corpus A.jsonl \\
         --drafter runs/angio-vlm-270m-en/angio-vlm-270m-en.safetensors ...
 
-Drafters: `findings-template`, every `runs/angio-vlm-270m-*/*.safetensors` adapter, and each
-`--drafter` (a registered name or an adapter file); an adapter drafts only its own language.
-Results: bench/results/drafters.json (record.py, with machine and date) and
-bench/results/drafters.md, the table docs/reports.md quotes.
+Drafters: `findings-template`, every `runs/angio-vlm-270m-*/*.safetensors` adapter (unless
+`--no-trained`), and each `--drafter` (a registered name or an adapter file); an adapter
+drafts only its own language. Results: bench/results/NAME.json (record.py, with machine and
+date) and bench/results/NAME.md (`--name`, default drafters), the table docs/reports.md quotes.
 """
 
 from __future__ import annotations
@@ -93,17 +93,18 @@ def main() -> None:
             failures += [{"set": set_name, "id": r.id, "error": q.problem}
                          for r, q in requests if isinstance(q, InputError)]
             truths = read_truths(corpus)
-            for source in _drafter_sources(args.drafter):
+            for source in _drafter_sources(args.drafter, args.trained):
                 rows += _scored(set_name, source, requests, truths, args, work)
     metrics = {"rows": rows, "failed": failures, "load_average_before": round(load_before, 2),
                "load_average_after": round(os.getloadavg()[0], 2), **seconds,
                "sets": {name: {"records": len(records), "clues": clues}
                         for name, (_, records, clues) in sets.items()}}
-    path = record("drafters", metrics, notes="bench/bench_drafters.py; table in drafters.md")
+    table = RESULTS / f"{args.name}.md"
+    path = record(args.name, metrics, notes=f"bench/bench_drafters.py; table in {table.name}")
     markdown = _markdown(rows, metrics, args)
-    (RESULTS / "drafters.md").write_text(markdown, encoding="utf-8")
+    table.write_text(markdown, encoding="utf-8")
     print(markdown)
-    print(f"wrote {path} and {RESULTS / 'drafters.md'}")
+    print(f"wrote {path} and {table}")
 
 
 def _arguments() -> argparse.Namespace:
@@ -123,6 +124,10 @@ def _arguments() -> argparse.Namespace:
                         "drafts here (SET-DRAFTER-LANG.jsonl, `evaluate reports --pred` input).")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-trained", dest="trained", action="store_false",
+                        help="Leave out the runs/angio-vlm-270m-* adapters.")
+    parser.add_argument("--name", default="drafters", help="Results under bench/results/NAME"
+                        ".json and NAME.md (a run of other drafters beside the main one).")
     return parser.parse_args()
 
 
@@ -152,8 +157,11 @@ def _arcade_records(args: argparse.Namespace, scratch: Path) -> tuple[Path, list
     return _chosen(path, "arcade", ("val",), args.arcade_limit)
 
 
-def _drafter_sources(given: Sequence[str]) -> list[str]:
-    found = sorted(str(p) for p in REPO.glob("runs/angio-vlm-270m-*/*.safetensors"))
+def _drafter_sources(given: Sequence[str], trained: bool) -> list[str]:
+    """The template, the adapters of runs/angio-vlm-270m-* (unless `trained` is off), and
+    the drafters given."""
+    runs = REPO.glob("runs/angio-vlm-270m-*/*.safetensors") if trained else []
+    found = sorted(str(path) for path in runs)
     return list(dict.fromkeys([TEMPLATE_MODEL, *found, *given]))
 
 
