@@ -28,6 +28,7 @@ ABDOMEN_DARKNESS = 75.0
 SPINE_DARKNESS = 22.0
 RIB_DARKNESS = 16.0
 SHUTTER_DARKNESS = 70.0
+LUNG_TEXTURE_DEPTH = 3.5  # grey levels (std); deeper mottling took frames away from ARCADE's
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def _lung_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """Lung markings: band-passed noise (on the coarse grid), a few grey levels deep."""
     noise = rng.standard_normal((size, size))
     texture = ndimage.gaussian_filter(noise, 0.7) - ndimage.gaussian_filter(noise, 2.5)
-    return texture * 5.0 / max(float(texture.std()), 1e-6)
+    return texture * LUNG_TEXTURE_DEPTH / max(float(texture.std()), 1e-6)
 
 
 def _shutters(cols: np.ndarray, rng: np.random.Generator) -> np.ndarray:
