@@ -289,6 +289,23 @@ def test_a_segment_takes_the_most_confident_measured_view_not_the_worst():
     assert [(v["path"], v["stenosis_percent"]) for v in six["views"]] == [
         ("a.dcm", 85.0), ("b.dcm", 62.0)]
     assert twelve["segment"] == "12b" and twelve["stenosis_percent"] is None
+    assert (six["views_showing_segment"], six["view_agreement"]) == (2, 1.0)
+
+
+def test_view_agreement_counts_the_views_that_show_the_segment_without_its_lesion():
+    frames = [
+        {"path": "a.dcm", "frame": 3, "view": "RAO Cranial", "segments": ["5", "6", "7"],
+         "stenoses": [lesion_record("6", 80.0, 0.9)]},
+        {"path": "b.dcm", "frame": 9, "view": "LAO Cranial", "segments": ["6", "7"],
+         "stenoses": []},
+        {"path": "c.dcm", "frame": 4, "view": "AP Caudal", "segments": ["6", "11"],
+         "stenoses": [lesion_record("11", 55.0, 0.8)]},
+        {"path": "d.dcm", "frame": 2, "view": "LAO Straight", "segments": ["1", "2"],
+         "stenoses": []},
+    ]
+    six, eleven = study_findings(frames)
+    assert (six["views_showing_segment"], six["view_agreement"]) == (3, pytest.approx(0.333))
+    assert (eleven["views_showing_segment"], eleven["view_agreement"]) == (1, 1.0)
 
 
 def test_without_segments_a_lesion_is_named_on_the_classifiers_side():

@@ -210,9 +210,16 @@ def study_findings(frames: Sequence[dict[str, Any]],
     Lesions are numbered as the study's `dominance` (`angioscribe.dominance`) numbers them: a
     PDA the model named #4 on a left injection of a left-dominant study is #15; the entry's
     `renamed_from` keeps the model's name (null when unchanged).
+
+    `view_agreement` is the share of the views showing the segment (its SYNTAX region kept, or
+    a lesion on it) that show the lesion: a lesion seen in one of four views of its segment
+    is weaker evidence than one every view shows.
     """
     seen: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    showing: dict[str, int] = {}
     for frame in frames:
+        for number in _segments_shown(frame, dominance):
+            showing[number] = showing.get(number, 0) + 1
         per_segment: dict[str, dict[str, Any]] = {}
         for named in (lesion for lesion in frame["stenoses"] if lesion["segment"]):
             number = name_for_dominance(named["segment"], frame.get("side"), dominance)
@@ -224,12 +231,22 @@ def study_findings(frames: Sequence[dict[str, Any]],
         for segment, lesion in per_segment.items():
             seen.setdefault(segment, []).append((frame, lesion))
     order = list(SEGMENTS)
-    return [_segment_finding(segment, seen[segment]) for segment in sorted(seen, key=order.index)]
+    return [_segment_finding(segment, seen[segment], showing[segment])
+            for segment in sorted(seen, key=order.index)]
 
 
-def _segment_finding(segment: str,
-                     views: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
-    """One segment's study finding from the (frame, lesion) pairs that show it."""
+def _segments_shown(frame: dict[str, Any], dominance: str) -> set[str]:
+    """The segments a frame shows, numbered for the study's dominance: its kept SYNTAX regions
+    and the segments its lesions are named after."""
+    named = {*frame.get("segments", []),
+             *(lesion["segment"] for lesion in frame["stenoses"] if lesion["segment"])}
+    return {name_for_dominance(number, frame.get("side"), dominance) for number in named}
+
+
+def _segment_finding(segment: str, views: list[tuple[dict[str, Any], dict[str, Any]]],
+                     showing: int) -> dict[str, Any]:
+    """One segment's study finding from the (frame, lesion) pairs that show its lesion, and
+    how many views show the segment at all."""
     frame, lesion = max(views, key=lambda pair: _trust(pair[1]))
     return {
         "segment": segment,
@@ -244,6 +261,8 @@ def _segment_finding(segment: str,
         "views": [{"path": f["path"], "frame": f["frame"], "view": f["view"],
                    "stenosis_percent": one["stenosis_percent"], "confidence": one["confidence"]}
                   for f, one in views],
+        "views_showing_segment": showing,
+        "view_agreement": round(len(views) / showing, 3),
     }
 
 
