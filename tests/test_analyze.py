@@ -188,7 +188,9 @@ def test_a_side_missing_next_to_unread_cines_is_unknown_not_absent():
 
 def test_analysis_json_holds_what_was_done_when_the_batch_dies(shared_data, tmp_path,
                                                                monkeypatch):
-    """Killed on the second cine (here an interrupt), analysis.json already has the first."""
+    """Interrupted on the second cine, analysis.json has the first; checkpoints come at most
+    every CHECKPOINT_SECONDS (here never again after the first) plus one at the end, so a
+    long batch does not rewrite the file after every cine."""
     import angioscribe.analyze
     from angioscribe.analyze import analyze_paths, write_analysis
 
@@ -201,14 +203,18 @@ def test_analysis_json_holds_what_was_done_when_the_batch_dies(shared_data, tmp_
         return real_analyze(cine, *args, **kwargs)
 
     monkeypatch.setattr(angioscribe.analyze, "analyze_cine", analyze_or_die)
-    out = tmp_path / "out"
-    try:
-        analyze_paths([tmp_path / "study"], out, checkpoint=lambda so_far: write_analysis(
-            so_far, out))
-    except KeyboardInterrupt:
-        pass
+    monkeypatch.setattr(angioscribe.analyze, "CHECKPOINT_SECONDS", 1e9)
+    out, written = tmp_path / "out", []
+
+    def checkpoint(so_far):
+        written.append(len(so_far[0].cines))
+        write_analysis(so_far, out)
+
+    with pytest.raises(KeyboardInterrupt):
+        analyze_paths([tmp_path / "study"], out, checkpoint=checkpoint)
     saved = json.loads((out / "analysis.json").read_text())
     assert [c["source"] for s in saved for c in s["cines"]] == [str(good)]
+    assert written == [1, 1]  # after the first cine, and when interrupted
 
 
 @pytest.fixture(scope="module")

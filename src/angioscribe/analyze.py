@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cache, partial
@@ -131,8 +133,10 @@ def analyze_paths(
     Cines are read one at a time; only frames the classifier calls "better" are kept in
     memory, for the key-frame figure. An input that fails (unreadable, or a stage that breaks
     on it) is recorded in its study's `errors` and the rest goes on. Figures are written as
-    each cine finishes, and `checkpoint(studies)` is called after every cine and every study
-    (the CLI writes analysis.json there), so a batch that dies late keeps what it did.
+    each cine finishes, and `checkpoint(studies)` is called after a cine or a study at most
+    every `CHECKPOINT_SECONDS` and once more when the run ends or is interrupted (the CLI
+    writes analysis.json there): a batch that dies late keeps what it did, and a batch of
+    thousands of cines does not rewrite a growing file after each one.
     Models are loaded when the first input needs them (none when nothing can be read), and
     outside the per-input guard: a model that does not load stops the run, it is no input's
     fault.
@@ -142,29 +146,49 @@ def analyze_paths(
     load_drafters = _first_use(drafters, default_drafters)
     studies: dict[str, StudyAnalysis] = {}
     better_frames: dict[tuple[str, int], np.ndarray] = {}
-    save = checkpoint or (lambda _: None)
-    for root in map(Path, paths):
-        sources = find_inputs([root])
-        for source in progress(sources, f"Analysing {root}", total=len(sources)):
-            result = try_read_cine(source)
-            key = study_key(result, root)
-            study = studies.setdefault(key, StudyAnalysis(key))
-            if result.cine is None:
-                problem = result.error.problem if result.error else "not read"
-                study.errors.append({"path": str(source), "error": problem})
-            else:
-                analysis = _attempt(study, source, partial(
-                    _analyze_source, result.cine, load_classifier(), min_gap, out_dir,
-                    better_frames))
-                study.cines += [analysis] if analysis else []
+    save = _throttled(checkpoint or (lambda _: None), CHECKPOINT_SECONDS)
+    try:
+        for root in map(Path, paths):
+            sources = find_inputs([root])
+            for source in progress(sources, f"Analysing {root}", total=len(sources)):
+                result = try_read_cine(source)
+                key = study_key(result, root)
+                study = studies.setdefault(key, StudyAnalysis(key))
+                if result.cine is None:
+                    problem = result.error.problem if result.error else "not read"
+                    study.errors.append({"path": str(source), "error": problem})
+                else:
+                    analysis = _attempt(study, source, partial(
+                        _analyze_source, result.cine, load_classifier(), min_gap, out_dir,
+                        better_frames))
+                    study.cines += [analysis] if analysis else []
+                save(list(studies.values()))
+        for study in (study for study in studies.values() if study.cines):
+            _attempt(study, study.key, partial(
+                _choose_keyframes, study, better_frames, load_segmenters(), out_dir))
+            _attempt(study, study.key, partial(_write_drafts, study, load_drafters(), out_dir))
+            study.provenance = provenance(load_classifier(), load_segmenters(), load_drafters())
             save(list(studies.values()))
-    for study in (study for study in studies.values() if study.cines):
-        _attempt(study, study.key, partial(
-            _choose_keyframes, study, better_frames, load_segmenters(), out_dir))
-        _attempt(study, study.key, partial(_write_drafts, study, load_drafters(), out_dir))
-        study.provenance = provenance(load_classifier(), load_segmenters(), load_drafters())
-        save(list(studies.values()))
+    finally:
+        save(list(studies.values()), force=True)
     return list(studies.values())
+
+
+CHECKPOINT_SECONDS = 10.0  # the most work a killed batch can lose from analysis.json
+
+
+def _throttled(checkpoint: Callable[[list[StudyAnalysis]], None], seconds: float
+               ) -> Callable[..., None]:
+    """`checkpoint`, called at most every `seconds` unless `force`d."""
+    last = -math.inf
+
+    def save(studies: list[StudyAnalysis], force: bool = False) -> None:
+        nonlocal last
+        if force or time.monotonic() - last >= seconds:
+            checkpoint(studies)
+            last = time.monotonic()
+
+    return save
 
 
 def default_drafters() -> dict[Language, Drafter]:
