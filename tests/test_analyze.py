@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from angioscribe.analyze import Segmenters, keyframe_findings, missing_with_unread
+from angioscribe.analyze import Segmenters, keyframe_findings
 from angioscribe.anatomy import SEGMENTS
 from angioscribe.cli import app
 from angioscribe.cli.analyze import syntax_summary
 from angioscribe.demo import main as demo_main
 from angioscribe.findings import StenosisFinding, frame_findings, segment_frame, study_findings
+from angioscribe.keyframes.select import missing_with_unread
 from angioscribe.qca import grade
 from angioscribe.qca.simulated import view_lesions
 from angioscribe.regions import Region, mask_polygon

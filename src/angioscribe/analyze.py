@@ -35,7 +35,12 @@ from angioscribe.frames import DEFAULT_MIN_GAP, Candidate, candidate_frames
 from angioscribe.io import find_inputs, study_key, try_read_cine
 from angioscribe.keyframes.classes import class_name
 from angioscribe.keyframes.classify import FrameScore, KeyframeClassifier, classify_cine
-from angioscribe.keyframes.select import KeyFrames, choose_keyframes
+from angioscribe.keyframes.select import (
+    KeyFrames,
+    choose_keyframes,
+    missing_with_refused,
+    missing_with_unread,
+)
 from angioscribe.models.registry import shipped_weights_dir
 from angioscribe.models.segmenter import Segmenter
 from angioscribe.progress import progress
@@ -280,29 +285,6 @@ def _attempt(study: StudyAnalysis, source: str | Path, work: Callable[[], T]) ->
     if error is not None:
         study.errors.append(error)
     return result
-
-
-def missing_with_unread(missing: dict[str, str], unread: int) -> dict[str, str]:
-    """Missing sides' reasons, saying the side is unknown when some cines could not be read.
-
-    "No RCA injection found" is a finding only if every cine was looked at; with unread cines
-    the injection may be in one of them, so the reason says what is known and what is not.
-    """
-    if not unread:
-        return missing
-    cines = "1 cine" if unread == 1 else f"{unread} cines"
-    return {side: f"unknown: {cines} could not be read; in the rest, {reason}"
-            for side, reason in missing.items()}
-
-
-def missing_with_refused(missing: dict[str, str], refused: int) -> dict[str, str]:
-    """Missing sides' reasons, adding how many frames the scope guard refused: a side may be
-    missing because its frames did not look like coronary angiograms, not for want of them."""
-    if not refused:
-        return missing
-    frames = "1 frame" if refused == 1 else f"{refused} frames"
-    return {side: f"{reason}; {frames} refused as not a coronary angiogram"
-            for side, reason in missing.items()}
 
 
 def _choose_keyframes(

@@ -119,8 +119,7 @@ def keyframes(
     studies), and a side missing from a study with unread cines is reported unknown, not
     absent. Exit code 0 when every cine was read, 1 when some failed, 3 when none was.
     """
-    from angioscribe.analyze import missing_with_unread
-    from angioscribe.keyframes.select import select_keyframes
+    from angioscribe.keyframes.select import missing_with_unread, select_keyframes
 
     if not study_dir.is_dir():
         stderr.print(f"error: {study_dir}: not a folder")

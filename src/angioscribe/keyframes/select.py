@@ -64,3 +64,26 @@ def choose_keyframes(study: str, scored: list[FrameScore], per_side: int = 1) ->
         else:
             missing[side] = f"no {side} injection found among {len(scored)} candidate frames"
     return KeyFrames(study, chosen, missing, scored)
+
+
+def missing_with_unread(missing: dict[str, str], unread: int) -> dict[str, str]:
+    """Missing sides' reasons, saying the side is unknown when some cines could not be read.
+
+    "No RCA injection found" is a finding only if every cine was looked at; with unread cines
+    the injection may be in one of them, so the reason says what is known and what is not.
+    """
+    if not unread:
+        return missing
+    cines = "1 cine" if unread == 1 else f"{unread} cines"
+    return {side: f"unknown: {cines} could not be read; in the rest, {reason}"
+            for side, reason in missing.items()}
+
+
+def missing_with_refused(missing: dict[str, str], refused: int) -> dict[str, str]:
+    """Missing sides' reasons, adding how many frames the scope guard refused: a side may be
+    missing because its frames did not look like coronary angiograms, not for want of them."""
+    if not refused:
+        return missing
+    frames = "1 frame" if refused == 1 else f"{refused} frames"
+    return {side: f"{reason}; {frames} refused as not a coronary angiogram"
+            for side, reason in missing.items()}
