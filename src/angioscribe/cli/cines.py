@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from angioscribe.cli.contract import RecordSink, record_of
-from angioscribe.cli.output import progress
+from angioscribe.cli.output import JsonOption, progress
 from angioscribe.frames import DEFAULT_MIN_GAP
 
 if TYPE_CHECKING:
@@ -26,9 +26,6 @@ PathsArgument = Annotated[
     typer.Argument(
         help="DICOM files, videos, frame-image folders or study folders (searched recursively)."
     ),
-]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
 ]
 
 INGEST_COLUMNS = (

@@ -15,7 +15,7 @@ import typer
 
 from angioscribe.cli import report_corpus
 from angioscribe.cli.contract import RecordSink, error_record
-from angioscribe.cli.output import progress
+from angioscribe.cli.output import JsonOption, progress
 from angioscribe.cli.refusal import refuse
 from angioscribe.errors import InputError
 
@@ -41,9 +41,7 @@ def import_arcade(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Catalog file to write (.parquet or .csv).")],
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Import every ARCADE task/split under ROOT into a catalog; summarise each split.
 

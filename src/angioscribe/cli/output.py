@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
 from angioscribe.cli.contract import records_table, to_json  # noqa: F401  (re-exported)
@@ -28,3 +29,9 @@ def print_records(records: Sequence[dict[str, Any]], as_json: bool, columns: Seq
         sys.stdout.flush()
         return
     Console().print(records_table(records, columns))
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
+]
+"""The `--json` switch of every command that prints one record per input."""

@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 import typer
 
 from angioscribe.cli.contract import RecordSink, error_record, to_json
+from angioscribe.cli.output import JsonOption
 
 if TYPE_CHECKING:  # annotations only: drafting loads the models on use
     from angioscribe.errors import InputError
@@ -68,9 +69,7 @@ def report(
                      "(the record's clues, else its findings), truth (its findings) or models "
                      "(the image chain on its images, as for INPUTs). Default: corpus."),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Draft a diagnosis and treatment report per study and language, from the key frames and
     the per-segment findings the image models give.

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from angioscribe.cli.contract import RecordSink
+from angioscribe.cli.output import JsonOption
 from angioscribe.cli.report import languages_of
 
 COLUMNS = ("source", "path", "split", "samples", "derived", "skipped", "error")
@@ -42,9 +43,7 @@ def report_corpus(
                      "ARCADE frame and keep their findings as the record's `clues` (about 1 s a "
                      "frame): drafters then learn from the evidence they will be given in use."),
     ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a report corpus: one record per sample and language (images, clinical text,
     target, findings). Patient ids are pseudonyms keyed by this installation's salt

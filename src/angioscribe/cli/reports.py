@@ -17,7 +17,7 @@ import typer
 
 from angioscribe.batch import error_record, json_safe
 from angioscribe.cli.contract import RecordSink, finish
-from angioscribe.cli.output import print_records, progress, to_json
+from angioscribe.cli.output import JsonOption, print_records, progress, to_json
 from angioscribe.cli.refusal import refuse
 from angioscribe.errors import InputError
 
@@ -33,9 +33,6 @@ class Lang(StrEnum):
     auto = "auto"
 
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
-]
 PredOption = Annotated[
     list[Path], typer.Option("--pred", help="Draft reports JSONL (id, model, text); repeatable.")
 ]

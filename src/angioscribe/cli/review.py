@@ -11,10 +11,9 @@ from typing import Annotated
 
 import typer
 
-from angioscribe.cli.output import print_records
+from angioscribe.cli.output import JsonOption, print_records
 from angioscribe.cli.refusal import refuse
 from angioscribe.cli.reports import (
-    JsonOption,
     SeedOption,
     error_display,
     error_display_columns,

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from angioscribe.cli.output import print_records, progress
+from angioscribe.cli.output import JsonOption, print_records, progress
 from angioscribe.cli.refusal import refuse
 from angioscribe.errors import AngioscribeError
 
@@ -35,9 +35,6 @@ PngOption = Annotated[bool, typer.Option("--png", help="Also write every frame a
 Mp4Option = Annotated[bool, typer.Option("--mp4", help="Also write an H.264 preview per cine.")]
 WorkersOption = Annotated[int, typer.Option(
     "--workers", min=1, help="Render this many cines at once (threads); output is identical.")]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="One JSON object per line on stdout instead of a table.")
-]
 STUDY_COLUMNS = ("study_id", "seed", "views", "frames", "lesions", "recommendation", "folder")
 
 
