@@ -357,3 +357,14 @@ def test_a_lesion_record_reads_back_with_its_assessment_and_neighbours():
     assert again == lesion
     assert StenosisFinding.from_dict({**lesion.to_dict(), "thrombus": None}).assessment[
         "thrombus_assessed"] is False
+
+
+def test_figures_of_studies_with_the_same_file_names_do_not_replace_each_other(tmp_path):
+    """A simulated dataset repeats `dicom/01_LCA.dcm` in every study: figure names must differ
+    between studies and stay the same for one source."""
+    from angioscribe.analyze import _figure_stem
+
+    first, second = (tmp_path / study / "dicom" / "01_LCA.dcm" for study in ("SIM1", "SIM2"))
+    assert _figure_stem(first) != _figure_stem(second)
+    assert _figure_stem(first) == _figure_stem(str(first))
+    assert _figure_stem(first).startswith("dicom_01_LCA.dcm_")

@@ -266,7 +266,7 @@ def _analyze_source(
 ) -> CineAnalysis:
     """One cine's analysis and figure; its "better" frames kept for the key-frame stage."""
     analysis = analyze_cine(cine, classifier, min_gap=min_gap)
-    figure = out_dir / "figures" / f"{_slug(Path(cine.source))}_candidates.png"
+    figure = out_dir / "figures" / f"{_figure_stem(cine.source)}_candidates.png"
     analysis.figure = _relative(plot_candidates(cine, analysis.candidates, figure), out_dir)
     better = [score.frame for score in analysis.frame_scores if score.keyframe == "better"]
     verdicts = check_scope_batch(cine.frames[better]) if better else []
@@ -307,12 +307,12 @@ def _choose_keyframes(
         side: [(score, better_frames[(score.path, score.frame)]) for score in frames]
         for side, frames in chosen.chosen.items()
     }
-    figure = out_dir / "figures" / f"{_slug(Path(study.key))}_keyframes.png"
+    figure = out_dir / "figures" / f"{_figure_stem(study.key)}_keyframes.png"
     study.figure = _relative(plot_keyframes(study.key, images, chosen.missing, figure), out_dir)
     cines = {cine.source: cine for cine in study.cines}
     for side, score, key_frame in frames_to_read(chosen, study.cines):
         cine = cines[score.path]
-        overlay = out_dir / "figures" / f"{_slug(Path(score.path))}_{score.frame}_findings.png"
+        overlay = out_dir / "figures" / f"{_figure_stem(score.path)}_{score.frame}_findings.png"
         role = f"{side} key frame" if key_frame else f"best {side} frame of the cine"
         view = cine.view or "view unknown"
         title = f"{Path(score.path).name} frame {score.frame}, {view}, {role}"
@@ -398,3 +398,11 @@ def _relative(path: Path, out_dir: Path) -> str:
 def _slug(path: Path) -> str:
     """A file-name-safe name for a source, unique enough within one run."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(path.parts[-2:]))
+
+
+def _figure_stem(source: str | Path) -> str:
+    """A figure's file name for a source: readable, plus a hash of the whole path, since the
+    studies of a simulated dataset (or of one archive) repeat the same folder and file names
+    and one study's figures would otherwise replace another's."""
+    digest = hashlib.sha1(str(Path(source).resolve()).encode()).hexdigest()[:8]
+    return f"{_slug(Path(source))}_{digest}"
