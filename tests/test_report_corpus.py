@@ -21,6 +21,7 @@ from angioscribe.report.corpus import (
     arcade_samples,
     corpus_records,
     model_clue_reader,
+    model_lesion_namer,
     read_corpus,
     sim_samples,
     write_corpus,
@@ -188,3 +189,17 @@ def _arcade_image(sample: CorpusSample):
 
     path = Path(sample.images[0].path)
     return ArcadeImage(0, path.name, path, 512, 512)
+
+
+def test_derived_samples_name_the_annotated_lesions_with_the_syntax_model(arcade, shared_data):
+    """A stenosis frame without syntax labels (`--derive`): the shipped SYNTAX model names
+    each annotated lesion's segment on the side its segments show."""
+    from angioscribe.data.arcade import load_arcade
+
+    skipped = {Path(path).name for path, reason in arcade.skipped.items()
+               if reason.startswith("no syntax labels")}
+    image = next(image for image in load_arcade(shared_data / "arcade", "stenosis", "val").images
+                 if image.path.name in skipped and image.stenosis_polygons)
+    side, segments = model_lesion_namer()(image)
+    assert side in ("LCA", "RCA") and segments
+    assert all(SEGMENTS[segment].laterality in (side, "both") for segment in segments)

@@ -255,7 +255,7 @@ def arcade_samples(root: str | Path, salt: str | None = None, derive: bool = Fal
         if task == "syntax":
             for stenosis_image, syntax_image in frames_in_both_tasks(root, split, stenosis_splits):
                 paired.setdefault(stenosis_image.path, syntax_image)
-    namer = _derived_namer(syntax_model) if derive else None
+    namer = model_lesion_namer(syntax_model) if derive else None
     clues_of = model_clue_reader(syntax_model, stenosis_model) if model_clues else None
     salt = site_salt() if salt is None else salt  # read once, not once per frame
     samples, skipped = [], {}
@@ -315,7 +315,7 @@ def _named_lesions(image: Any, syntax_image: Any, namer: Any
     return side, [{"segment": segment} for segment in segments], True
 
 
-def _derived_namer(syntax_model: str) -> Any:
+def model_lesion_namer(syntax_model: str = "syntax-seg") -> Any:
     """image -> (side, segment of each annotated lesion) from the SYNTAX model's output."""
     from angioscribe.anatomy import ARCADE_STENOSIS_ID
     from angioscribe.evaluate.segment_naming import segmenter_output
