@@ -10,12 +10,11 @@ wall time also counts the time other jobs hold the core, so the single-thread CP
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
 import torch
-from record import record
+from record import median_ms, record
 
 from angioscribe.keyframes.classify import KeyframeClassifier
 from angioscribe.models.registry import WeightsMissingError, create_model
@@ -33,19 +32,6 @@ def load() -> tuple[KeyframeClassifier, str]:
         return KeyframeClassifier(*create_model(MODEL, pretrained=False)), "random"
 
 
-def median_ms(classifier: KeyframeClassifier, frames: np.ndarray,
-              clock=time.perf_counter) -> float:
-    """Median milliseconds per frame over REPEATS calls, after 5 warm-up calls."""
-    for _ in range(5):
-        classifier.probabilities(frames)
-    times = []
-    for _ in range(REPEATS):
-        start = clock()
-        classifier.probabilities(frames)
-        times.append(clock() - start)
-    return statistics.median(times) * 1000 / len(frames)
-
-
 def main() -> None:
     classifier, weights = load()
     rng = np.random.default_rng(0)
@@ -56,11 +42,14 @@ def main() -> None:
                                              "input_px": int(classifier.preprocess.size or 0)}
     torch.set_num_threads(1)
     metrics["cpu_ms_per_frame_single_1thread"] = round(
-        median_ms(classifier, single, clock=time.thread_time), 2)
+        median_ms(lambda: classifier.probabilities(single), len(single), REPEATS, 5,
+                  clock=time.thread_time), 2)
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        metrics[f"ms_per_frame_single_{threads}thread"] = round(median_ms(classifier, single), 2)
-        metrics[f"ms_per_frame_batch8_{threads}thread"] = round(median_ms(classifier, batch), 2)
+        metrics[f"ms_per_frame_single_{threads}thread"] = round(median_ms(
+            lambda: classifier.probabilities(single), len(single), REPEATS, 5), 2)
+        metrics[f"ms_per_frame_batch8_{threads}thread"] = round(median_ms(
+            lambda: classifier.probabilities(batch), len(batch), REPEATS, 5), 2)
     path = record("keyframe", metrics, notes="median of 60 runs; machine shared with training jobs")
     print(metrics, "->", path)
 

@@ -16,7 +16,6 @@ without them is given too.
 
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import cv2
 import numpy as np
 import skimage.data
 import torch
-from record import record
+from record import median_ms, record
 
 from angioscribe.data.lookalike import image_signature, lookalike_pairs
 from angioscribe.io import read_cine
@@ -93,19 +92,6 @@ def phantoms() -> dict[str, np.ndarray]:
     return out
 
 
-def median_ms(guard: ScopeGuard, frames: np.ndarray, clock=time.perf_counter) -> float:
-    """Median milliseconds per frame over REPEATS calls; `time.thread_time` gives the CPU time
-    one thread spends, whatever else holds the shared cores."""
-    for _ in range(3):
-        guard.check(frames)
-    times = []
-    for _ in range(REPEATS):
-        start = clock()
-        guard.check(frames)
-        times.append(clock() - start)
-    return statistics.median(times) * 1000 / len(frames)
-
-
 def lookalikes_of_fitted(files: list[Path]) -> set[int]:
     """Indices of `files` that are look-alikes (same picture or acquisition) of a frame the
     statistics were fitted on: ARCADE stores some pictures in both tasks and both splits."""
@@ -147,10 +133,13 @@ def main() -> None:
     metrics["negatives_refused"] = sum(not v["in_scope"] for v in negative.values())
     metrics["negatives_min_score"] = min(v["score"] for v in negative.values())
     frame = read_image(frame_files(DATA / VAL_FOLDERS[0])[0]).frames
+    batch = np.repeat(frame, 8, 0)
     metrics["cpu_ms_per_frame_single_1thread"] = round(
-        median_ms(guard, frame, clock=time.thread_time), 2)
-    metrics["ms_per_frame_single_1thread"] = round(median_ms(guard, frame), 2)
-    metrics["ms_per_frame_batch8_1thread"] = round(median_ms(guard, np.repeat(frame, 8, 0)), 2)
+        median_ms(lambda: guard.check(frame), len(frame), REPEATS, clock=time.thread_time), 2)
+    metrics["ms_per_frame_single_1thread"] = round(
+        median_ms(lambda: guard.check(frame), len(frame), REPEATS), 2)
+    metrics["ms_per_frame_batch8_1thread"] = round(
+        median_ms(lambda: guard.check(batch), len(batch), REPEATS), 2)
     metrics["negative_scores"] = negative
     metrics["phantom_scores"] = scores(guard, phantoms())
     path = record("scope", metrics, notes="median of 30 runs; machine shared with other jobs")

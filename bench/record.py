@@ -10,7 +10,10 @@ import datetime as dt
 import json
 import os
 import platform
+import statistics
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +89,18 @@ def record(name: str, metrics: dict[str, Any], notes: str = "") -> Path:
 
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def median_ms(call: Callable[[], Any], items: int, repeats: int, warmups: int = 3,
+              clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median milliseconds per item of `call()` (which handles `items` items) over `repeats`
+    calls after `warmups`; `clock=time.thread_time` gives the CPU time one thread spends,
+    whatever else holds the shared cores."""
+    for _ in range(warmups):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        call()
+        times.append(clock() - start)
+    return statistics.median(times) * 1000 / items
