@@ -8,11 +8,17 @@ DEMO_OUT ?= demo-output
 .PHONY: install system-deps demo test lint bench lock clean
 
 # Debian tools: dcmtk is the readers' codec fallback (and makes test files in every transfer
-# syntax); dicom3tools' dciodvfy validates the DICOM the simulator writes.
+# syntax); dicom3tools' dciodvfy validates the DICOM angioscribe writes; Orthanc is the PACS the
+# service tests store into and receive from; PostgreSQL backs the queue test by URL;
+# fonts-noto-cjk renders Japanese in the report PDF.
+DEBIAN_PACKAGES := dcmtk dicom3tools orthanc postgresql fonts-noto-cjk
 system-deps:
-	@command -v dcmdjpeg >/dev/null 2>&1 && command -v dciodvfy >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq dcmtk dicom3tools >/dev/null; \
-	  else echo "warning: not root; install Debian's dcmtk and dicom3tools by hand"; fi; }
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "warning: not root; install Debian's$$missing by hand"; fi; fi
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
