@@ -28,7 +28,7 @@ def _random_findings(rng: random.Random) -> list[dict]:
         finding: dict = {"segment": number, "confidence": rng.random()}
         kind = rng.random()
         if kind < 0.5:
-            finding["stenosis_percent"] = rng.choice([20, 45, 50, 65, 70, 75, 90, 99, 100])
+            finding["stenosis_percent"] = rng.choice([0, 4, 20, 45, 50, 65, 70, 75, 90, 99, 100])
         elif kind < 0.7:
             finding["grade"] = rng.choice(["mild", "moderate", "severe", "occluded"])
         elif kind < 0.8:
@@ -85,6 +85,18 @@ def test_template_writes_the_papers_target_sentence():
     request.lang = "ja"
     japanese = TemplateDrafter().draft(request).text
     assert japanese.startswith("左冠動脈造影。LCX #11に75%の狭窄が確認できます。")
+
+
+def test_a_lesion_qca_reads_under_10_percent_is_written_as_luminal_irregularities():
+    """The stenosis model saw a lesion, QCA measured almost no narrowing: no "0% stenosis"."""
+    findings = [{"segment": "12", "stenosis_percent": 3.6},
+                {"segment": "6", "stenosis_percent": 12}]
+    english = TemplateDrafter().draft(DraftRequest("s", "en", [], findings)).text
+    japanese = TemplateDrafter().draft(DraftRequest("s", "ja", [], findings)).text
+    assert "RI #12 shows luminal irregularities." in english
+    assert "LAD #6 shows 12% stenosis." in english
+    assert "RI #12に壁不整を認めます。" in japanese
+    assert "0%" not in english.replace("100%", "") and "4%" not in english
 
 
 def test_one_clue_per_segment_the_most_severe_in_syntax_order():

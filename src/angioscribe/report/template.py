@@ -80,6 +80,14 @@ _FINDING_WORDS: dict[Language, dict[str, str]] = {
         "percent": "{}%の", "grade": "{}",
     },
 }
+# Under this measured %, the stenosis model saw a lesion where QCA finds almost no narrowing:
+# "shows 3% stenosis" reads as a contradiction, so the sentence says what angiographers write
+# for such a wall, "luminal irregularities" (the parser's "minimal" grade).
+IRREGULARITIES_BELOW = 10
+_IRREGULARITIES: dict[Language, str] = {
+    "en": "{name} shows luminal irregularities.",
+    "ja": "{name}に壁不整を認めます。",
+}
 _CALCIFICATION_JA = {"mild": "軽度石灰化", "moderate": "中等度石灰化", "severe": "高度石灰化"}
 _OCCLUDED_GRADES = {"occluded", "occlusion", "total", "cto"}
 _SIDE_WORDS: dict[Laterality, dict[Language, str]] = {
@@ -135,6 +143,8 @@ def stated_percent(finding: Mapping[str, Any]) -> int | None:
     percent the parser resolves the grade word to; None when the severity is unknown."""
     if _occluded(finding):
         return 100
+    if _irregularities_only(finding):
+        return GRADE_PERCENT["minimal"]
     if finding.get("stenosis_percent") is not None:
         return int(round(float(finding["stenosis_percent"])))
     grade = _grade(finding)
@@ -145,6 +155,11 @@ def _occluded(finding: Mapping[str, Any]) -> bool:
     percent = finding.get("stenosis_percent")
     return bool(finding.get("cto")) or (percent is not None and float(percent) >= 100) \
         or str(finding.get("grade") or "").lower() in _OCCLUDED_GRADES
+
+
+def _irregularities_only(finding: Mapping[str, Any]) -> bool:
+    percent = finding.get("stenosis_percent")
+    return percent is not None and float(percent) < IRREGULARITIES_BELOW
 
 
 def _grade(finding: Mapping[str, Any]) -> str | None:
@@ -161,6 +176,8 @@ def finding_sentence(finding: Mapping[str, Any], language: Language) -> str:
     if _occluded(finding):
         filling = words["filling"] if finding.get("collaterals") else ""
         return words["occlusion"].format(name=name, filling=filling)
+    if _irregularities_only(finding):
+        return _IRREGULARITIES[language].format(name=name)
     thrombus = words["thrombus"] if finding.get("thrombus") is True else None
     extras = [word for word in (thrombus, _calcification(finding, language)) if word]
     extra = words["with"].format(words["and"].join(extras)) if extras else ""
