@@ -179,12 +179,17 @@ def test_a_retry_delay_keeps_a_failed_job_back_until_it_has_passed(queue, clock)
     assert queue.claim("w").study_uid == "1.1"
 
 
-def test_a_failed_send_stays_drafted_and_is_claimed_for_sending_only(queue):
+def sent_to_one_of_two(queue: JobQueue, max_attempts: int) -> None:
+    """A study analysed and drafted; A acknowledged it, sending to B failed."""
     received(queue, "1.1")
     queue.claim("w1")
     queue.drafted("1.1", [Path("sr.dcm")], ["A@h:1", "B@h:2"])
     queue.sent("1.1", "A@h:1")
-    queue.fail("1.1", "B@h:2 refused", max_attempts=3)
+    queue.fail("1.1", "B@h:2 refused", max_attempts=max_attempts)
+
+
+def test_a_failed_send_stays_drafted_and_is_claimed_for_sending_only(queue):
+    sent_to_one_of_two(queue, max_attempts=3)
     job = queue.claim("w2")
     assert (job.state, job.attempts, job.sent_to, job.worker) == (State.DRAFTED, 2, ["A@h:1"],
                                                                   "w2")
@@ -192,11 +197,7 @@ def test_a_failed_send_stays_drafted_and_is_claimed_for_sending_only(queue):
 
 
 def test_retry_starts_a_failed_study_again_keeping_its_acknowledged_sends(queue):
-    received(queue, "1.1")
-    queue.claim("w")
-    queue.drafted("1.1", [Path("sr.dcm")], ["A@h:1", "B@h:2"])
-    queue.sent("1.1", "A@h:1")
-    queue.fail("1.1", "B@h:2 refused", max_attempts=1)
+    sent_to_one_of_two(queue, max_attempts=1)
     assert queue.job("1.1").state == State.FAILED
     queue.retry("1.1")
     job = queue.job("1.1")
@@ -289,3 +290,14 @@ def test_two_processes_never_claim_the_same_job(queue, url):
 def test_instances_recorded_from_two_processes_are_all_counted(queue, url):
     _in_processes(_record_many, (url, "1.1", 25), (url, "1.1", 25))
     assert queue.job("1.1").instances == 50
+
+
+def test_a_study_started_over_while_analysed_ignores_that_attempts_end(queue):
+    received(queue, "1.1")
+    queue.claim("w")
+    queue.record_instance("1.1", FILE)
+    queue.fail("1.1", "broke", max_attempts=1)
+    with pytest.raises(InputError, match="receiving, not analysing"):
+        queue.drafted("1.1", [Path("sr.dcm")], ["A@h:1"])
+    job = queue.job("1.1")
+    assert (job.state, job.attempts, job.error) == (State.RECEIVING, 0, None)

@@ -105,11 +105,6 @@ jobs_table = Table(
 col = jobs_table.c
 
 
-def default_url(data_dir: Path) -> str:
-    """The queue of a data folder when no URL is configured: an SQLite file in it."""
-    return f"sqlite:///{Path(data_dir) / 'queue.db'}"
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -193,36 +188,40 @@ class JobQueue:
 
     def drafted(self, study_uid: str, objects: Sequence[Path],
                 destinations: Sequence[str] = ()) -> None:
-        """ANALYSING -> DRAFTED: `objects` written, to be sent to `destinations` (SENT at
-        once when there are none)."""
-        done = {} if destinations else {"state": State.SENT, "worker": None}
-        self._move(study_uid, {State.ANALYSING}, **{
-            "state": State.DRAFTED, "outputs": [str(path) for path in objects],
-            "destinations": list(destinations), **done})
+        """ANALYSING -> DRAFTED: `objects` written, to be sent to `destinations`; SENT at
+        once when every destination has them already (none, or all acknowledged before a
+        retry)."""
+        with self.engine.begin() as conn:
+            job = _held(conn, study_uid, {State.ANALYSING})
+            conn.execute(_update(study_uid).values(
+                outputs=[str(path) for path in objects],
+                **self._sending(list(destinations), job.sent_to)))
 
     def sent(self, study_uid: str, destination: str) -> None:
         """`destination` acknowledged the DRAFTED study's objects; SENT when all have."""
         with self.engine.begin() as conn:
-            job = _job(conn, study_uid)
-            if job is None or job.state != State.DRAFTED:
-                raise _not_in(study_uid, job, {State.DRAFTED})
-            sent_to = sorted({*job.sent_to, destination})
-            done = set(job.destinations) <= set(sent_to)
+            job = _held(conn, study_uid, {State.DRAFTED})
             conn.execute(_update(study_uid).values(
-                sent_to=sent_to, updated_at=self.clock(),
-                **({"state": State.SENT, "worker": None, "error": None} if done else {})))
+                **self._sending(job.destinations, [*job.sent_to, destination])))
+
+    def _sending(self, destinations: list[str], sent_to: list[str]) -> dict[str, Any]:
+        """The values of a job that went to `sent_to` of its `destinations`."""
+        done = set(destinations) <= set(sent_to)
+        return {"destinations": destinations, "sent_to": sorted(set(sent_to)),
+                "state": State.SENT if done else State.DRAFTED, "updated_at": self.clock(),
+                **({"worker": None, "error": None} if done else {})}
 
     def fail(self, study_uid: str, error: str, max_attempts: int,
              retry_seconds: float = 0.0) -> None:
         """An attempt failed with `error`: FAILED once it was the `max_attempts`th, else
         back to where it is tried again (RECEIVED, or DRAFTED when only sending failed), not
-        before `retry_seconds` from now."""
+        before `retry_seconds` from now. Nothing changes for a job no longer analysed or
+        sent (a new instance started it over meanwhile)."""
         with self.engine.begin() as conn:
-            job = _job(conn, study_uid)
-            if job is None or job.state not in (State.ANALYSING, State.DRAFTED):
-                raise _not_in(study_uid, job, {State.ANALYSING, State.DRAFTED})
-            conn.execute(_update(study_uid).values(
-                self._after_failure(job, error, max_attempts, retry_seconds)))
+            job = _job(conn, study_uid, lock=True)
+            if job is not None and job.state in (State.ANALYSING, State.DRAFTED):
+                conn.execute(_update(study_uid).values(
+                    self._after_failure(job, error, max_attempts, retry_seconds)))
 
     def _after_failure(self, job: Job, error: str, max_attempts: int,
                        retry_seconds: float) -> dict[str, Any]:
@@ -295,8 +294,19 @@ def _not_in(study_uid: str, job: Job | None, allowed: set[State]) -> InputError:
     return InputError(study_uid, f"the study is {job.state}, not {expected}")
 
 
-def _job(conn: Connection, study_uid: str) -> Job | None:
-    row = conn.execute(select(jobs_table).where(col.study_uid == study_uid)).mappings().first()
+def _held(conn: Connection, study_uid: str, allowed: set[State]) -> Job:
+    """The job, locked for this transaction, when it is in one of the `allowed` states."""
+    job = _job(conn, study_uid, lock=True)
+    if job is None or job.state not in allowed:
+        raise _not_in(study_uid, job, allowed)
+    return job
+
+
+def _job(conn: Connection, study_uid: str, lock: bool = False) -> Job | None:
+    """The job's row (with `lock`, locked until the transaction ends: PostgreSQL's FOR
+    UPDATE; SQLite's transactions hold the whole database already)."""
+    query = select(jobs_table).where(col.study_uid == study_uid)
+    row = conn.execute(query.with_for_update() if lock else query).mappings().first()
     if row is None:
         return None
     values = {key: _utc(value) if isinstance(value, datetime) else value
