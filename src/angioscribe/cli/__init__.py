@@ -25,6 +25,7 @@ from angioscribe.cli import (
     reports,
     review,
     segment,
+    serve,
     sim,
     train,
 )
@@ -65,6 +66,7 @@ app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(train.app, name="train")
 app.command("segment")(segment.segment)
 app.add_typer(sim.app, name="sim")
+app.command("serve")(serve.serve)
 
 
 def main() -> None:
