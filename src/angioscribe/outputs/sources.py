@@ -77,8 +77,8 @@ class StudySources:
 
 def object_uid(study_uid: str, kind: str) -> str:
     """A UID derived from the study, angioscribe's version and the object kind: the same
-    inputs always give the same UID (a 2.25 UUID-derived UID, PS3.5 B.2)."""
-    return str(generate_uid(prefix=None, entropy_srcs=[study_uid, __version__, kind]))
+    inputs always give the same UID (pydicom's root and a hash of the inputs)."""
+    return str(generate_uid(entropy_srcs=[study_uid, __version__, kind]))
 
 
 def read_sources(study: Mapping[str, Any]) -> StudySources:
