@@ -6,6 +6,7 @@ sends back (the destination PACS), so a test can count what arrived and how ofte
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,15 +21,22 @@ from pynetdicom.transport import ThreadedAssociationServer
 _config.STORE_SEND_CHUNKED_DATASET = True
 MAX_CONTEXTS = 100  # per association; the standard allows 128
 
+# Why a file got no DIMSE status (StoreResult.problem)
+NOT_SENDABLE = "not sendable"  # too broken for the sender to frame (no readable file meta)
+CONTEXT_REFUSED = "context refused"  # the receiver accepted no presentation context for it
+NO_ANSWER = "no answer"  # the association was refused or aborted before a status came
+
 
 @dataclass(frozen=True)
 class StoreResult:
-    """What the receiver answered for one file: its DIMSE status, or why there was none."""
+    """What the receiver answered for one file: its DIMSE status, or why there was none
+    (`problem`, one of the constants above, and `detail`)."""
 
     path: Path
     sop_instance_uid: str
     status: int | None
     problem: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ def store_files(files: list[Path], port: int, called_ae: str, calling_ae: str = 
                                       str(meta.MediaStorageSOPInstanceUID),
                                       str(meta.TransferSyntaxUID)))
         except Exception as error:  # a file too broken to frame: the sender's problem
-            results[path] = StoreResult(path, "", None, f"not sendable: {error}")
+            results[path] = StoreResult(path, "", None, NOT_SENDABLE, str(error))
     for batch in _batches(outgoing):
         for item, result in zip(batch, _store_batch(batch, host, port, called_ae, calling_ae),
                                 strict=True):
@@ -97,25 +105,31 @@ def _store_batch(batch: list[_Outgoing], host: str, port: int, called_ae: str,
 
 def _store_one(association: Association, item: _Outgoing) -> StoreResult:
     if not association.is_established:
-        return StoreResult(item.path, item.sop_instance_uid, None, "association refused")
+        return StoreResult(item.path, item.sop_instance_uid, None, NO_ANSWER,
+                           "association refused or aborted")
     try:
         status = association.send_c_store(item.path)
-    except (ValueError, AttributeError) as error:  # no accepted context, unframeable file
-        return StoreResult(item.path, item.sop_instance_uid, None, str(error))
+    except ValueError as error:  # pynetdicom: no presentation context accepted for the file
+        return StoreResult(item.path, item.sop_instance_uid, None, CONTEXT_REFUSED, str(error))
+    except AttributeError as error:  # pynetdicom: file meta without the UIDs it needs
+        return StoreResult(item.path, item.sop_instance_uid, None, NOT_SENDABLE, str(error))
     if "Status" not in status:
-        return StoreResult(item.path, item.sop_instance_uid, None, "no answer (aborted)")
+        return StoreResult(item.path, item.sop_instance_uid, None, NO_ANSWER,
+                           "the association ended before the status")
     return StoreResult(item.path, item.sop_instance_uid, int(status.Status))
 
 
 @dataclass(frozen=True)
 class Received:
-    """One instance a recording destination received."""
+    """One instance a recording destination received, and when (`time.monotonic()`, taken
+    just before the destination acknowledges it)."""
 
     study_uid: str
     sop_instance_uid: str
     sop_class_uid: str
     modality: str
     calling_ae: str
+    at: float
 
 
 @dataclass
@@ -166,5 +180,5 @@ class RecordingDestination:
             self.received.append(Received(
                 str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID),
                 str(dataset.SOPClassUID), str(dataset.get("Modality", "")),
-                event.assoc.requestor.ae_title))
+                event.assoc.requestor.ae_title, time.monotonic()))
         return 0x0000
