@@ -1,7 +1,7 @@
 """Sending result objects to a DICOM node: one association, one C-STORE per file.
 
-Files are sent as they are on disk (their own transfer syntax, proposed together with the
-uncompressed ones), never decoded and re-encoded. Any failure (no connection, a rejected
+Files are sent as they are on disk, in their own transfer syntax, never decoded and
+re-encoded. Any failure (no connection, a rejected
 association or context, a failure status, no answer) raises `SendError`, so the caller can
 keep the study queued and retry: the objects' SOP Instance UIDs are fixed per study, so a
 resend replaces rather than duplicates them in the PACS. A warning status (0xB000, 0xB006,
@@ -16,7 +16,6 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_context
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
@@ -88,17 +87,13 @@ _WARNINGS = frozenset({0xB000, 0xB006, 0xB007})
 
 
 def _contexts(destination: Destination, files: Sequence[Path]) -> list[PresentationContext]:
-    """One presentation context per SOP class in `files`, proposing each file's own transfer
-    syntax first, then the uncompressed ones the destination must accept."""
-    syntaxes: dict[str, list[str]] = {}
+    """One presentation context per (SOP class, transfer syntax) among `files`: a context
+    carries one accepted transfer syntax, and each file goes out in its own."""
+    pairs: dict[tuple[str, str], None] = {}
     for path in files:
         try:
             header = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
         except (OSError, InvalidDicomError) as error:
             raise SendError(destination, f"cannot read {path}: {error}") from error
-        offered = syntaxes.setdefault(str(header.SOPClassUID), [])
-        for syntax in (header.file_meta.TransferSyntaxUID, ExplicitVRLittleEndian,
-                       ImplicitVRLittleEndian):
-            if syntax not in offered:
-                offered.append(str(syntax))
-    return [build_context(sop_class, offered) for sop_class, offered in syntaxes.items()]
+        pairs[str(header.SOPClassUID), str(header.file_meta.TransferSyntaxUID)] = None
+    return [build_context(sop_class, [syntax]) for sop_class, syntax in pairs]
