@@ -22,9 +22,9 @@ def serve(
     config: Annotated[Path | None, typer.Option(
         "--config", help="YAML settings file; the flags below override its keys.")] = None,
     port: Annotated[int | None, typer.Option(
-        "--port", help="DICOM port to listen on [default: 11112; 0: any free port].")] = None,
+        "--port", help="DICOM port to listen on (default: 11112; 0: any free port).")] = None,
     ae_title: Annotated[str | None, typer.Option(
-        "--ae-title", help="This service's AE title [default: ANGIOSCRIBE].")] = None,
+        "--ae-title", help="This service's AE title (default: ANGIOSCRIBE).")] = None,
     accept_from: Annotated[list[str] | None, typer.Option(
         "--accept-from", help="A calling AE title allowed to send (repeatable); without any, "
         "only callers on 127.0.0.1 are accepted.")] = None,
@@ -32,22 +32,22 @@ def serve(
         "--destination", help="AET@HOST:PORT to C-STORE results to (repeatable).")] = None,
     data: Annotated[Path | None, typer.Option(
         "--data", help="Folder for received studies, results and the queue "
-        "[default: angioscribe-data].")] = None,
+        "(default: angioscribe-data).")] = None,
     stable_seconds: Annotated[float | None, typer.Option(
         "--stable-seconds", help="A study is complete after this many seconds without a new "
-        "instance [default: 10].")] = None,
+        "instance (default: 10).")] = None,
     queue: Annotated[str | None, typer.Option(
         "--queue", help="Queue database URL, sqlite:///FILE or postgresql+psycopg://... "
-        "[default: sqlite:///DATA/queue.db].")] = None,
+        "(default: sqlite:///DATA/queue.db).")] = None,
     host: Annotated[str | None, typer.Option(
-        "--host", help="Address to listen on [default: 127.0.0.1; 0.0.0.0: every "
-        "interface].")] = None,
+        "--host", help="Address to listen on (default: 127.0.0.1; 0.0.0.0: every "
+        "interface).")] = None,
     workers: Annotated[int | None, typer.Option(
-        "--workers", help="Worker processes analysing studies [default: 2; 0: receive "
-        "only].")] = None,
+        "--workers", help="Worker processes analysing studies (default: 2; 0: receive "
+        "only).")] = None,
     health_port: Annotated[int | None, typer.Option(
         "--health-port", help="Port of the HTTP health endpoint GET /health "
-        "[default: none].")] = None,
+        "(default: none).")] = None,
 ) -> None:
     """Receive XA studies over DICOM, analyse each once complete, send SR, KOS and PDF back.
 
