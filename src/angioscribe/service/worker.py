@@ -1,0 +1,184 @@
+"""A worker: claims studies from the queue, analyses them and sends the results.
+
+Each worker process loads the models once (`Models.load`) and runs torch single-threaded, so
+`serve`'s workers share the cores instead of fighting over them. A study is analysed from
+`data_dir/incoming/<uid>/` into `data_dir/results/<uid>/` (rewritten from scratch on each
+attempt): analysis.json, figures, draft reports, then the DICOM objects (SR, KOS, PDF) and
+the FHIR DiagnosticReport (`angioscribe.outputs.write_study_objects`). The DICOM objects are
+C-STOREd to each destination the study has not reached yet, and each destination is marked
+in the queue right after its C-STORE succeeded.
+
+Exactly once, and where it is not: a worker killed between a destination's acknowledgement
+and the mark sends that destination the same objects again on the next attempt. The objects'
+SOP Instance UIDs are derived from the study, so the destination replaces them rather than
+storing a second copy; the window is one database write wide.
+
+Any exception while processing a study fails that attempt (`JobQueue.fail`) and the worker
+goes on with the next study. The queue stores the text of angioscribe's own errors (which
+name files by their UID paths and say the problem) and only the type and place of any other
+exception, whose message could quote a header value.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from threading import Event
+from typing import TYPE_CHECKING, Any
+
+from angioscribe.batch import json_safe
+from angioscribe.errors import AngioscribeError, InputError
+from angioscribe.service.config import Destination, ServiceConfig
+from angioscribe.service.jsonlog import exception_fields
+from angioscribe.service.queue import Job, JobQueue, State
+
+if TYPE_CHECKING:
+    from angioscribe.analyze import Segmenters
+    from angioscribe.keyframes.classify import KeyframeClassifier
+    from angioscribe.report.draft import Drafter
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 0.5  # how long an idle worker waits before asking the queue again
+RETRY_SECONDS = 30.0  # how long a failed study waits before its next attempt
+
+
+@dataclass
+class Models:
+    """What analysing a study needs loaded: the key-frame classifier, the two segmenters and
+    a drafter per language."""
+
+    classifier: KeyframeClassifier
+    segmenters: Segmenters
+    drafters: Mapping[str, Drafter]
+
+    @classmethod
+    def load(cls, config: ServiceConfig) -> Models:
+        from angioscribe.analyze import Segmenters
+        from angioscribe.keyframes.classify import KeyframeClassifier
+        from angioscribe.report.drafters import DEFAULT_DRAFTER, create_drafter
+
+        drafter = config.drafter or DEFAULT_DRAFTER
+        return cls(KeyframeClassifier.load(), Segmenters.load(),
+                   {lang: create_drafter(drafter, lang) for lang in config.languages})
+
+
+class Worker:
+    """One worker, named `name` in the queue (the jobs it holds carry the name, so the ones
+    it held when it died can be found). `models` are loaded when not given; `write_objects`
+    and `send` default to `angioscribe.outputs.write_study_objects` and
+    `angioscribe.service.sender.send_files` (tests pass their own)."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        name: str = "worker",
+        models: Models | None = None,
+        write_objects: Callable[..., Any] | None = None,
+        send: Callable[..., None] | None = None,
+        retry_seconds: float = RETRY_SECONDS,
+    ) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.config = config
+        self.name = name
+        self.queue = JobQueue(config.queue_url)
+        self.models = models or Models.load(config)
+        self.write_objects = write_objects or _write_study_objects
+        self.send = send or _send_files
+        self.retry_seconds = retry_seconds
+
+    def run(self, stop: Event) -> None:
+        """Process studies until `stop` is set (the current study is finished first). The
+        jobs this worker's name held when it last stopped are released first."""
+        for study_uid in self.queue.recover(worker=self.name,
+                                            max_attempts=self.config.max_attempts):
+            log.warning("study released: this worker had stopped while holding it",
+                        extra={"study_uid": study_uid, "worker": self.name})
+        while not stop.is_set():
+            if not self.run_once():
+                stop.wait(IDLE_SECONDS)
+
+    def run_once(self) -> bool:
+        """Claim one job and process it; False when there was none to claim."""
+        job = self.queue.claim(self.name)
+        if job is None:
+            return False
+        try:
+            self.process(job)
+        except Exception as error:
+            log.warning("study attempt failed", exc_info=error, extra={
+                "study_uid": job.study_uid, "worker": self.name, "attempt": job.attempts})
+            self.queue.fail(job.study_uid, error_text(error), self.config.max_attempts,
+                            retry_seconds=self.retry_seconds)
+        return True
+
+    def process(self, job: Job) -> None:
+        """Analyse the study and write its objects (unless an earlier attempt drafted them
+        and only sending was left), then send them where they have not been acknowledged."""
+        if job.state == State.ANALYSING:
+            outputs = self.draft(job.study_uid)
+            destinations = [str(destination) for destination in self.config.destinations]
+            self.queue.drafted(job.study_uid, outputs, destinations)
+        else:
+            outputs, destinations = [Path(path) for path in job.outputs], job.destinations
+        for destination in destinations:
+            if destination in job.sent_to:
+                continue
+            self.send(Destination.parse(destination), outputs, self.config.calling_ae_title,
+                      tls=self.config.tls)
+            self.queue.sent(job.study_uid, destination)
+            log.info("study sent", extra={"study_uid": job.study_uid,
+                                          "destination": destination})
+
+    def draft(self, study_uid: str) -> list[Path]:
+        """The study's analysis and objects in its results folder; the DICOM objects to send.
+        Raises InputError when no instance of the study could be read."""
+        from angioscribe.analyze import analyze_paths, write_analysis
+
+        started = time.monotonic()
+        incoming = self.config.incoming_dir / study_uid
+        results = self.config.results_dir / study_uid
+        shutil.rmtree(results, ignore_errors=True)
+        studies = analyze_paths([incoming], results, classifier=self.models.classifier,
+                                segmenters=self.models.segmenters, drafters=self.models.drafters)
+        write_analysis(studies, results)
+        study = next((s for s in studies if s.key == study_uid and s.cines), None)
+        if study is None:
+            count = sum(1 for path in incoming.iterdir() if path.is_file())
+            raise InputError(incoming, f"none of the study's {count} instances could be read "
+                             "as a cine (details in analysis.json)")
+        objects = self.write_objects(json_safe(study.to_dict()), results, results / "objects",
+                                     languages=self.config.languages)
+        if self.config.fhir_dir is not None:
+            self.config.fhir_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(objects.fhir, self.config.fhir_dir / f"{study_uid}.json")
+        log.info("study drafted", extra={"study_uid": study_uid, "cines": len(study.cines),
+                                         "seconds": round(time.monotonic() - started, 2)})
+        return list(objects.dicom())
+
+
+def error_text(error: Exception) -> str:
+    """What the queue stores of a failed attempt: angioscribe's own message, or only the type
+    and place of another exception (its message could quote a header value)."""
+    if isinstance(error, AngioscribeError):
+        return f"{type(error).__name__}: {error}"
+    fields = exception_fields(error)
+    return f"{fields['error_type']} at {', '.join(fields['error_at'])}"
+
+
+def _write_study_objects(*args: Any, **kwargs: Any) -> Any:
+    from angioscribe.outputs import write_study_objects
+
+    return write_study_objects(*args, **kwargs)
+
+
+def _send_files(*args: Any, **kwargs: Any) -> None:
+    from angioscribe.service.sender import send_files
+
+    send_files(*args, **kwargs)

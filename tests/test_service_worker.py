@@ -1,0 +1,181 @@
+"""A real worker with the shipped models on a small simulated study; writing the DICOM objects
+and sending them are recorded instead (the outputs and sender have their own tests)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from angioscribe.service.config import Destination, ServiceConfig
+from angioscribe.service.queue import JobQueue, State
+from angioscribe.service.worker import Models, Worker
+
+PACS, ARCHIVE = Destination.parse("PACS@127.0.0.1:4242"), Destination.parse("ARCH@127.0.0.1:4243")
+
+
+@dataclass
+class Objects:
+    """What `write_study_objects` returns, as far as the worker uses it."""
+
+    sr: Path
+    kos: Path
+    fhir: Path
+
+    def dicom(self) -> list[Path]:
+        return [self.sr, self.kos]
+
+
+class Outputs:
+    """Records each study the worker writes objects for, and writes stand-in files."""
+
+    def __init__(self) -> None:
+        self.studies: list[dict] = []
+
+    def __call__(self, study: dict, analysis_dir: Path, out_dir: Path,
+                 languages: tuple[str, ...]) -> Objects:
+        self.studies.append(study)
+        out_dir.mkdir(parents=True)
+        for name in ("sr.dcm", "kos.dcm", "report.json"):
+            (out_dir / name).write_text(study["key"])
+        return Objects(out_dir / "sr.dcm", out_dir / "kos.dcm", out_dir / "report.json")
+
+
+class Sender:
+    """Records each successful send; a destination in `refusing` fails (once each)."""
+
+    def __init__(self, refusing: tuple[Destination, ...] = ()) -> None:
+        self.sent: list[tuple[str, list[str]]] = []
+        self.refusing = set(refusing)
+
+    def __call__(self, destination: Destination, files: list[Path], calling_ae: str,
+                 tls: object = None) -> None:
+        if destination in self.refusing:
+            self.refusing.discard(destination)
+            raise OSError(f"{destination} refused the association")
+        self.sent.append((str(destination), [file.name for file in files]))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[Path]]:
+    """A simulated study with one view per side: its StudyInstanceUID and DICOM files."""
+    from angioscribe.sim.study import simulate_study
+    from angioscribe.sim.writers import write_study
+
+    simulated = simulate_study(5, n_left=1, n_right=1)
+    out = tmp_path_factory.mktemp("sim")
+    write_study(simulated, out)
+    return simulated.study_instance_uid, sorted((out / simulated.study_id).rglob("*.dcm"))
+
+
+@pytest.fixture(scope="module")
+def models() -> Models:
+    """The models, loaded once for every worker in this module."""
+    return Models.load(ServiceConfig())
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> ServiceConfig:
+    return ServiceConfig(data_dir=tmp_path / "data", destinations=(PACS, ARCHIVE),
+                         max_attempts=2, fhir_dir=tmp_path / "fhir")
+
+
+def arrived(config: ServiceConfig, study_uid: str, files: list[Path]) -> JobQueue:
+    """The study's files in the incoming folder, recorded and complete in the queue."""
+    queue = JobQueue(config.queue_url)
+    folder = config.incoming_dir / study_uid
+    folder.mkdir(parents=True)
+    for file in files:
+        shutil.copy(file, folder / file.name)
+        queue.record_instance(study_uid, folder / file.name)
+    queue.complete(study_uid)
+    return queue
+
+
+def test_a_received_study_is_analysed_and_sent_once_to_each_destination(config, models, study):
+    study_uid, files = study
+    queue = arrived(config, study_uid, files)
+    outputs, sender = Outputs(), Sender()
+    worker = Worker(config, name="w1", models=models, write_objects=outputs, send=sender)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        _wait_for(lambda: queue.job(study_uid).state == State.SENT)
+    finally:
+        stop.set()
+        thread.join(30)
+    analysis = json.loads((config.results_dir / study_uid / "analysis.json").read_text())
+    assert [entry["key"] for entry in analysis] == [study_uid]
+    assert len(analysis[0]["cines"]) == len(files)
+    assert outputs.studies == [analysis[0]]
+    sent_files = ["sr.dcm", "kos.dcm"]
+    assert sender.sent == [(str(PACS), sent_files), (str(ARCHIVE), sent_files)]
+    assert (config.fhir_dir / f"{study_uid}.json").read_text() == study_uid
+    job = queue.job(study_uid)
+    assert (job.attempts, job.sent_to, job.worker) == (1, sorted([str(PACS), str(ARCHIVE)]), None)
+    assert not worker.run_once()
+
+
+def test_a_failed_send_is_retried_to_that_destination_only(config, models, study):
+    study_uid, files = study
+    queue = arrived(config, study_uid, files)
+    outputs, sender = Outputs(), Sender(refusing=(ARCHIVE,))
+    worker = Worker(config, name="w1", models=models, write_objects=outputs, send=sender,
+                    retry_seconds=0)
+    assert worker.run_once()
+    job = queue.job(study_uid)
+    assert (job.state, job.sent_to) == (State.DRAFTED, [str(PACS)])
+    assert "OSError at" in job.error  # not the message: it could quote a header value
+    restarted = Worker(config, name="w2", models=models, write_objects=outputs, send=sender,
+                       retry_seconds=0)
+    assert restarted.run_once()
+    assert queue.job(study_uid).state == State.SENT
+    assert [destination for destination, _ in sender.sent] == [str(PACS), str(ARCHIVE)]
+    assert len(outputs.studies) == 1  # sending again needs no new analysis
+
+
+def test_a_study_held_by_a_killed_worker_is_analysed_again_when_it_restarts(config, models,
+                                                                             study):
+    study_uid, files = study
+    queue = arrived(config, study_uid, files)
+    queue.claim("w1")  # and then the worker process was killed
+    sender = Sender()
+    worker = Worker(config, name="w1", models=models, write_objects=Outputs(), send=sender)
+    stop = threading.Event()
+    stop.set()  # run() only recovers, then stops at once
+    worker.run(stop)
+    assert queue.job(study_uid).state == State.RECEIVED
+    assert worker.run_once()
+    job = queue.job(study_uid)
+    assert (job.state, job.attempts) == (State.SENT, 2)
+    assert len(sender.sent) == 2
+
+
+def test_a_study_of_unreadable_files_ends_failed_after_max_attempts(config, models, tmp_path):
+    broken = []
+    for number in range(3):
+        broken.append(tmp_path / f"broken{number}.dcm")
+        broken[-1].write_bytes(b"DICM" + bytes(range(256)) * 4)
+    queue = arrived(config, "1.2.3.4", broken)
+    sender = Sender()
+    worker = Worker(config, name="w1", models=models, write_objects=Outputs(), send=sender,
+                    retry_seconds=0)
+    assert worker.run_once() and worker.run_once()
+    assert not worker.run_once()
+    job = queue.job("1.2.3.4")
+    assert (job.state, job.attempts) == (State.FAILED, 2)
+    assert "none of the study's 3 instances could be read" in job.error
+    assert sender.sent == []
+
+
+def _wait_for(condition, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
