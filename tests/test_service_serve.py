@@ -1,0 +1,114 @@
+"""`angioscribe serve` as an operator runs it: settings from a YAML file and flags, a separate
+process that answers /health, logs JSON lines without patient identifiers, stops on SIGTERM
+with exit code 0, and (with workers) sends a study's SR, KOS and PDF to its destination."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom import dcmread
+
+from angioscribe.errors import InputError
+from angioscribe.service.config import Destination, load_config
+from angioscribe.sim.study import simulate_study
+from angioscribe.sim.writers import write_dicom
+from dicom_network import RecordingDestination, store_files
+from orthanc import free_port
+from serve_process import start_serve
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def study_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A two-view simulated study (one left, one right coronary cine)."""
+    folder = tmp_path_factory.mktemp("study")
+    study = simulate_study(21, n_left=1, n_right=1)
+    return [write_dicom(study, view, folder / f"{number}.dcm", rle=True)
+            for number, view in enumerate(study.views)]
+
+
+def test_flags_override_the_file_and_relative_paths_follow_it(tmp_path):
+    path = tmp_path / "service.yaml"
+    path.write_text("ae_title: CATHAI\nport: 104\ndata_dir: data\naccept_from: [PACS, MODALITY]\n"
+                    "destinations: ['PACS@pacs.example.org:104']\nworkers: 1\n")
+    config = load_config(path, port=11113, destinations=["ARCHIVE@10.0.0.5:4242"])
+    assert (config.ae_title, config.port, config.workers) == ("CATHAI", 11113, 1)
+    assert config.accept_from == ("PACS", "MODALITY")
+    assert config.destinations == (Destination("ARCHIVE", "10.0.0.5", 4242),)
+    assert config.data_dir == tmp_path / "data"
+    assert config.queue_url == f"sqlite:///{tmp_path / 'data' / 'queue.db'}"
+    assert config.calling_ae_title == "CATHAI"
+
+
+def test_an_unknown_key_or_bad_value_names_the_file_and_the_key(tmp_path):
+    path = tmp_path / "service.yaml"
+    path.write_text("ae_title: CATHAI\nstable_second: 5\n")
+    with pytest.raises(InputError, match="unknown key 'stable_second'") as raised:
+        load_config(path)
+    assert raised.value.source == str(path)
+    path.write_text("destinations: ['PACS@pacs:not-a-port']\n")
+    with pytest.raises(InputError, match="destinations: .*AET@HOST:PORT"):
+        load_config(path)
+    with pytest.raises(InputError, match="command line: ae_title"):
+        load_config(None, ae_title="A TITLE LONGER THAN SIXTEEN")
+
+
+def test_the_example_config_is_valid():
+    config = load_config(REPO / "configs" / "service.yaml")
+    assert config.accept_from and config.destinations and config.health_port
+
+
+def health(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as answer:
+        return answer.code, json.loads(answer.read())
+
+
+def test_serve_receives_answers_health_and_stops_on_sigterm(tmp_path, study_files):
+    health_port = free_port()
+    service = start_serve(tmp_path / "data", [], workers=0, stable_seconds=0.5,
+                          extra=("--health-port", str(health_port)))
+    try:
+        code, report = health(health_port)
+        assert (code, report["status"], report["listening"]) == (200, "ok", True)
+        results = store_files(study_files, service.port, service.ae_title)
+        assert [result.status for result in results] == [0x0000, 0x0000]
+        time.sleep(2.0)  # the stable wait and a housekeeping round
+        code, report = health(health_port)
+        assert report["queue"]["received"] == 1
+    finally:
+        assert service.stop() == 0
+    events = service.log_events()
+    assert [event["event"] for event in events][-1] == "stopped"
+    header = dcmread(study_files[0], stop_before_pixels=True)
+    assert any(event.get("study_uid") == header.StudyInstanceUID for event in events)
+    for identifier in (str(header.PatientName), header.PatientID):
+        assert identifier not in service.log()
+
+
+def test_serve_sends_sr_kos_and_pdf_to_the_destination(tmp_path, study_files):
+    destination = RecordingDestination().start()
+    service = start_serve(tmp_path / "data", [destination.address], workers=1,
+                          stable_seconds=0.5)
+    try:
+        store_files(study_files, service.port, service.ae_title)
+        deadline = time.monotonic() + 120
+        while len(destination.snapshot()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        assert service.stop() == 0
+        destination.stop()
+    received = destination.snapshot()
+    study_uid = dcmread(study_files[0], stop_before_pixels=True).StudyInstanceUID
+    assert sorted(item.modality for item in received) == ["DOC", "KO", "SR"]
+    assert {item.study_uid for item in received} == {study_uid}
+    assert {item.calling_ae for item in received} == {service.ae_title}
