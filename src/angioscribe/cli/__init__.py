@@ -21,6 +21,7 @@ from angioscribe.cli import (
     data,
     evaluate,
     keyframes,
+    queue,
     report,
     reports,
     review,
@@ -67,6 +68,7 @@ app.add_typer(train.app, name="train")
 app.command("segment")(segment.segment)
 app.add_typer(sim.app, name="sim")
 app.command("serve")(serve.serve)
+app.add_typer(queue.app, name="queue")
 
 
 def main() -> None:
