@@ -39,6 +39,10 @@ class StudyObjects:
         return [path for path in (self.sr, self.kos, self.pdf) if path is not None]
 
 
+FORMATS = ("sr", "kos", "pdf", "fhir")
+"""The object kinds: Comprehensive SR, key object selection, (Encapsulated) PDF, FHIR."""
+
+
 def write_study_objects(study: Mapping[str, Any], analysis_dir: Path, out_dir: Path,
                         languages: Sequence[str] = ("en", "ja")) -> StudyObjects:
     """Write the SR, key object selection, report PDF (plain and encapsulated) and FHIR
@@ -49,19 +53,35 @@ def write_study_objects(study: Mapping[str, Any], analysis_dir: Path, out_dir: P
     drafts included ("en", "ja"). Raises InputError when the study has no DICOM source with
     a StudyInstanceUID, or when Japanese is asked for and the CJK font is missing.
     """
-    unknown = [lang for lang in languages if lang not in LANGUAGES]
-    if unknown:
-        raise ValueError(f"languages {unknown} unknown; known: {sorted(LANGUAGES)}")
+    written = write_objects(study, analysis_dir, out_dir, FORMATS, languages)
+    return StudyObjects(sr=written["sr"], kos=written.get("kos"), pdf=written["pdf"],
+                        report_pdf=written["report_pdf"], fhir=written["fhir"])
+
+
+def write_objects(study: Mapping[str, Any], analysis_dir: Path, out_dir: Path,
+                  formats: Sequence[str] = FORMATS,
+                  languages: Sequence[str] = ("en", "ja")) -> dict[str, Path]:
+    """Write the objects of the kinds in `formats` (see `FORMATS`); returns what was written
+    by kind: "sr", "kos" (not when there is no key frame), "pdf" and "report_pdf" (for
+    "pdf" or "fhir", whose DiagnosticReport carries the PDF), "fhir"."""
+    for name, given, known in (("languages", languages, LANGUAGES), ("formats", formats, FORMATS)):
+        unknown = [value for value in given if value not in known]
+        if unknown:
+            raise ValueError(f"{name} {unknown} unknown; known: {', '.join(known)}")
     sources = read_sources(study)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report_pdf = write_report_pdf(study, Path(analysis_dir), sources, out_dir / "report.pdf",
-                                  languages)
-    kos = (write_kos(study, sources, out_dir / "kos.dcm")
-           if key_frame_numbers(study, sources) else None)
-    return StudyObjects(
-        sr=write_sr(study, sources, out_dir / "sr.dcm", languages),
-        kos=kos,
-        pdf=write_encapsulated_pdf(report_pdf, sources, out_dir / "pdf.dcm"),
-        report_pdf=report_pdf,
-        fhir=write_fhir(study, sources, report_pdf, out_dir / "fhir.json", languages),
-    )
+    written: dict[str, Path] = {}
+    if "sr" in formats:
+        written["sr"] = write_sr(study, sources, out_dir / "sr.dcm", languages)
+    if "kos" in formats and key_frame_numbers(study, sources):
+        written["kos"] = write_kos(study, sources, out_dir / "kos.dcm")
+    if "pdf" in formats or "fhir" in formats:
+        written["report_pdf"] = write_report_pdf(study, Path(analysis_dir), sources,
+                                                 out_dir / "report.pdf", languages)
+    if "pdf" in formats:
+        written["pdf"] = write_encapsulated_pdf(written["report_pdf"], sources,
+                                                out_dir / "pdf.dcm")
+    if "fhir" in formats:
+        written["fhir"] = write_fhir(study, sources, written["report_pdf"],
+                                     out_dir / "fhir.json", languages)
+    return written
