@@ -20,6 +20,7 @@ from angioscribe.cli import (
     cines,
     data,
     evaluate,
+    export,
     keyframes,
     queue,
     report,
@@ -59,6 +60,7 @@ app.command("frames")(cines.frames)
 app.command("classify")(keyframes.classify)
 app.command("keyframes")(keyframes.keyframes)
 app.command("analyze")(analyze.analyze)
+app.command("export")(export.export)
 app.command("parse-report")(reports.parse_report)
 app.command("report")(report.report)
 app.add_typer(review.app, name="review")
