@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
+from typer.testing import CliRunner
 
+from angioscribe.cli import app
 from angioscribe.errors import InputError
 from angioscribe.service.queue import ERROR_CHARS, JobQueue, State, metadata
 
@@ -301,3 +304,35 @@ def test_a_study_started_over_while_analysed_ignores_that_attempts_end(queue):
         queue.drafted("1.1", [Path("sr.dcm")], ["A@h:1"])
     job = queue.job("1.1")
     assert (job.state, job.attempts, job.error) == (State.RECEIVING, 0, None)
+
+
+def test_queue_command_lists_retries_and_completes(tmp_path: Path):
+    queue = JobQueue(f"sqlite:///{tmp_path / 'queue.db'}")
+    received(queue, "1.1")
+    queue.claim("w")
+    queue.fail("1.1", "InputError: broke", max_attempts=1)
+    queue.record_instance("1.2", FILE)
+    runner, data = CliRunner(), ["--data", str(tmp_path)]
+
+    listed = runner.invoke(app, ["queue", "list", "--json", *data])
+    assert listed.exit_code == 0
+    records = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["study_uid"], r["state"], r["error"]) for r in records] == [
+        ("1.1", "failed", "InputError: broke"), ("1.2", "receiving", None)]
+    failed = runner.invoke(app, ["queue", "list", "--state", "failed", *data])
+    assert "1.1" in failed.stdout and "1.2" not in failed.stdout
+
+    retried = runner.invoke(app, ["queue", "retry", "1.1", "1.2", "--json", *data])
+    assert retried.exit_code == 1  # 1.2 is not failed
+    assert [json.loads(line) for line in retried.stdout.splitlines()] == [
+        {"study_uid": "1.1", "state": "received"},
+        {"path": "1.2", "error": "the study is receiving, not failed"}]
+    assert runner.invoke(app, ["queue", "complete", "1.2", *data]).exit_code == 0
+    assert queue.job("1.2").state == State.RECEIVED
+
+
+def test_queue_command_refuses_a_data_folder_without_a_queue(tmp_path: Path):
+    result = CliRunner().invoke(app, ["queue", "list", "--data", str(tmp_path)])
+    assert result.exit_code == 3
+    assert "no queue there" in result.stderr
+    assert not (tmp_path / "queue.db").exists()

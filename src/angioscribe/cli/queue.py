@@ -51,9 +51,10 @@ def list_jobs(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One line per study in the queue, oldest first: its state, instances received,
-    attempts, when it last changed, the destinations that have its results and its last
-    error."""
+    """List the studies in the queue, oldest first.
+
+    Per study: its state, instances received, attempts, when it last changed (UTC), the
+    destinations that acknowledged its results and its last error."""
     from angioscribe.service.queue import State
 
     try:
@@ -71,15 +72,17 @@ def list_jobs(
 @app.command("retry")
 def retry(studies: StudiesArgument, queue_url: QueueOption = None, data: DataOption = None,
           config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Queue FAILED studies again (attempts reset); destinations that acknowledged a study
-    before do not get it again."""
+    """Queue failed studies again.
+
+    Their attempts start from zero; destinations that acknowledged a study before do not get
+    it again."""
     change_each(studies, "retry", queue_url, data, config, as_json)
 
 
 @app.command("complete")
 def complete(studies: StudiesArgument, queue_url: QueueOption = None, data: DataOption = None,
              config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Analyse studies that are still RECEIVING now, without waiting for the stable wait."""
+    """Analyse studies still receiving now, without waiting for the stable wait."""
     change_each(studies, "complete", queue_url, data, config, as_json)
 
 
