@@ -5,6 +5,8 @@ with exit code 0, and (with workers) sends a study's SR, KOS and PDF to its dest
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -112,3 +114,39 @@ def test_serve_sends_sr_kos_and_pdf_to_the_destination(tmp_path, study_files):
     assert sorted(item.modality for item in received) == ["DOC", "KO", "SR"]
     assert {item.study_uid for item in received} == {study_uid}
     assert {item.calling_ae for item in received} == {service.ae_title}
+
+
+def test_a_dead_worker_is_replaced_and_workers_end_with_the_service(tmp_path):
+    service = start_serve(tmp_path / "data", [], workers=1)
+    try:
+        first = wait_for_event(service, "worker started")["pid"]
+        os.kill(first, signal.SIGKILL)
+        wait_for_event(service, "worker died; starting a new one", timeout=15)
+        second = [event["pid"] for event in service.log_events()
+                  if event["event"] == "worker started"][-1]
+        assert second != first and process_alive(second)
+    finally:
+        service.kill()  # as kill -9 or a power cut: no shutdown runs
+    deadline = time.monotonic() + 5
+    while process_alive(second) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not process_alive(second), "a worker outlived the service it belonged to"
+
+
+def wait_for_event(service: Any, event: str, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [entry for entry in service.log_events() if entry["event"] == event]
+        if found:
+            return found[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"no {event!r} in the log:\n{service.log()[-3000:]}")
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")  # a zombie (exited, not yet reaped) is not alive
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
