@@ -18,6 +18,9 @@ from pydicom import dcmread
 
 from angioscribe.errors import InputError
 from angioscribe.service.config import Destination, load_config
+from angioscribe.service.health import start_health
+from angioscribe.service.queue import JobQueue
+from angioscribe.service.serve import health_report
 from angioscribe.sim.study import simulate_study
 from angioscribe.sim.writers import write_dicom
 from dicom_network import RecordingDestination, store_files
@@ -150,3 +153,27 @@ def process_alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")  # a zombie (exited, not yet reaped) is not alive
     return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+class _Workers:
+    def __init__(self, alive: int) -> None:
+        self._alive = alive
+
+    def alive(self) -> int:
+        return self._alive
+
+
+@pytest.mark.parametrize(("listening", "alive", "code"), [
+    (True, 2, 200), (True, 1, 503), (False, 2, 503)])
+def test_health_is_503_when_the_listener_or_a_worker_is_down(tmp_path, listening, alive, code):
+    queue = JobQueue(f"sqlite:///{tmp_path / 'queue.db'}")
+    queue.record_instance("1.2.3", tmp_path / "1.dcm")
+    server = start_health("127.0.0.1", 0, lambda: health_report(
+        listening, queue, _Workers(alive), configured=2, uptime_s=5.0))
+    try:
+        answer_code, report = health(server.server_address[1])
+    finally:
+        server.shutdown()
+    assert answer_code == code
+    assert report["queue"]["receiving"] == 1
+    assert report["workers"] == {"alive": alive, "configured": 2}
