@@ -7,7 +7,9 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -41,9 +43,14 @@ class Outputs:
                  languages: tuple[str, ...]) -> Objects:
         self.studies.append(study)
         out_dir.mkdir(parents=True)
-        for name in ("sr.dcm", "kos.dcm", "report.json"):
+        for name in ("sr.dcm", "kos.dcm"):
             (out_dir / name).write_text(study["key"])
-        return Objects(out_dir / "sr.dcm", out_dir / "kos.dcm", out_dir / "report.json")
+        (out_dir / "fhir.json").write_text(json.dumps(bundle(study["key"])))
+        return Objects(out_dir / "sr.dcm", out_dir / "kos.dcm", out_dir / "fhir.json")
+
+
+def bundle(study_uid: str) -> dict:
+    return {"resourceType": "Bundle", "id": f"bundle-{study_uid}"}
 
 
 class Sender:
@@ -79,10 +86,44 @@ def models() -> Models:
     return Models.load(ServiceConfig())
 
 
+class FhirServer(ThreadingHTTPServer):
+    """A FHIR endpoint on loopback that records each PUT (path, JSON body)."""
+
+    def __init__(self) -> None:
+        self.puts: list[tuple[str, dict]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:  # noqa: N802 (the handler's name for PUT)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                server.puts.append((self.path, json.loads(body)))
+                self.send_response(201)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/fhir"
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> ServiceConfig:
+def fhir_server() -> Iterator[FhirServer]:
+    server = FhirServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def config(tmp_path: Path, fhir_server: FhirServer) -> ServiceConfig:
     return ServiceConfig(data_dir=tmp_path / "data", destinations=(PACS, ARCHIVE),
-                         max_attempts=2, fhir_dir=tmp_path / "fhir")
+                         max_attempts=2, fhir_dir=tmp_path / "fhir", fhir_endpoint=fhir_server.url)
 
 
 def arrived(config: ServiceConfig, study_uid: str, files: list[Path]) -> JobQueue:
@@ -97,7 +138,8 @@ def arrived(config: ServiceConfig, study_uid: str, files: list[Path]) -> JobQueu
     return queue
 
 
-def test_a_received_study_is_analysed_and_sent_once_to_each_destination(config, models, study):
+def test_a_received_study_is_analysed_and_sent_once_to_each_destination(config, models, study,
+                                                                         fhir_server):
     study_uid, files = study
     queue = arrived(config, study_uid, files)
     outputs, sender = Outputs(), Sender()
@@ -116,9 +158,11 @@ def test_a_received_study_is_analysed_and_sent_once_to_each_destination(config, 
     assert outputs.studies == [analysis[0]]
     sent_files = ["sr.dcm", "kos.dcm"]
     assert sender.sent == [(str(PACS), sent_files), (str(ARCHIVE), sent_files)]
-    assert (config.fhir_dir / f"{study_uid}.json").read_text() == study_uid
+    assert fhir_server.puts == [(f"/fhir/Bundle/bundle-{study_uid}", bundle(study_uid))]
+    assert json.loads((config.fhir_dir / f"{study_uid}.json").read_text()) == bundle(study_uid)
     job = queue.job(study_uid)
-    assert (job.attempts, job.sent_to, job.worker) == (1, sorted([str(PACS), str(ARCHIVE)]), None)
+    assert (job.attempts, job.worker) == (1, None)
+    assert job.sent_to == sorted([str(PACS), str(ARCHIVE), fhir_server.url])
     assert not worker.run_once()
 
 

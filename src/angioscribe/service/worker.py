@@ -5,13 +5,15 @@ Each worker process loads the models once (`Models.load`) and runs torch single-
 `data_dir/incoming/<uid>/` into `data_dir/results/<uid>/` (rewritten from scratch on each
 attempt): analysis.json, figures, draft reports, then the DICOM objects (SR, KOS, PDF) and
 the FHIR DiagnosticReport (`angioscribe.outputs.write_study_objects`). The DICOM objects are
-C-STOREd to each destination the study has not reached yet, and each destination is marked
-in the queue right after its C-STORE succeeded.
+C-STOREd to each destination the study has not reached yet, the FHIR Bundle is PUT to the FHIR
+endpoint when one is configured, and each destination is marked in the queue right after it
+acknowledged the study.
 
 Exactly once, and where it is not: a worker killed between a destination's acknowledgement
 and the mark sends that destination the same objects again on the next attempt. The objects'
-SOP Instance UIDs are derived from the study, so the destination replaces them rather than
-storing a second copy; the window is one database write wide.
+SOP Instance UIDs (and the FHIR Bundle's id, which it is PUT under) are derived from the
+study, so the destination replaces them rather than storing a second copy; the window is one
+database write wide.
 
 Any exception while processing a study fails that attempt (`JobQueue.fail`) and the worker
 goes on with the next study. The queue stores the text of angioscribe's own errors (which
@@ -21,6 +23,7 @@ exception, whose message could quote a header value.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 0.5  # how long an idle worker waits before asking the queue again
 RETRY_SECONDS = 30.0  # how long a failed study waits before its next attempt
+FHIR_SCHEMES = ("http://", "https://")  # a destination with one of these is a FHIR endpoint
+FHIR_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass
@@ -120,25 +125,36 @@ class Worker:
 
     def process(self, job: Job) -> None:
         """Analyse the study and write its objects (unless an earlier attempt drafted them
-        and only sending was left), then send them where they have not been acknowledged."""
+        and only sending was left), then send them where they have not been acknowledged:
+        the DICOM objects to each DICOM destination, the FHIR Bundle to the FHIR endpoint."""
         if job.state == State.ANALYSING:
-            outputs = self.draft(job.study_uid)
-            destinations = [str(destination) for destination in self.config.destinations]
+            outputs, destinations = self.draft(job.study_uid), self.destinations()
             self.queue.drafted(job.study_uid, outputs, destinations)
         else:
             outputs, destinations = [Path(path) for path in job.outputs], job.destinations
         for destination in destinations:
             if destination in job.sent_to:
                 continue
-            self.send(Destination.parse(destination), outputs, self.config.calling_ae_title,
-                      tls=self.config.tls)
+            if destination.startswith(FHIR_SCHEMES):
+                put_fhir(destination, next(path for path in outputs if path.suffix == ".json"))
+            else:
+                self.send(Destination.parse(destination),
+                          [path for path in outputs if path.suffix == ".dcm"],
+                          self.config.calling_ae_title, tls=self.config.tls)
             self.queue.sent(job.study_uid, destination)
             log.info("study sent", extra={"study_uid": job.study_uid,
                                           "destination": destination})
 
+    def destinations(self) -> list[str]:
+        """Where a study's results go, as the queue records them: each DICOM destination as
+        "AET@HOST:PORT", and the FHIR endpoint's URL when one is configured."""
+        endpoint = [self.config.fhir_endpoint] if self.config.fhir_endpoint else []
+        return [str(destination) for destination in self.config.destinations] + endpoint
+
     def draft(self, study_uid: str) -> list[Path]:
-        """The study's analysis and objects in its results folder; the DICOM objects to send.
-        Raises InputError when no instance of the study could be read."""
+        """The study's analysis and objects in its results folder; the files to send (the
+        DICOM objects and the FHIR Bundle). Raises InputError when no instance of the study
+        could be read."""
         from angioscribe.analyze import analyze_paths, write_analysis
 
         started = time.monotonic()
@@ -160,7 +176,7 @@ class Worker:
             shutil.copyfile(objects.fhir, self.config.fhir_dir / f"{study_uid}.json")
         log.info("study drafted", extra={"study_uid": study_uid, "cines": len(study.cines),
                                          "seconds": round(time.monotonic() - started, 2)})
-        return list(objects.dicom())
+        return [*objects.dicom(), objects.fhir]
 
 
 def error_text(error: Exception) -> str:
@@ -170,6 +186,22 @@ def error_text(error: Exception) -> str:
         return f"{type(error).__name__}: {error}"
     fields = exception_fields(error)
     return f"{fields['error_type']} at {', '.join(fields['error_at'])}"
+
+
+def put_fhir(endpoint: str, bundle: Path) -> None:
+    """PUT the FHIR Bundle at `endpoint`/Bundle/<its id>. The id is derived from the study,
+    so sending it again replaces the Bundle where a POST would store a second one."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{endpoint.rstrip('/')}/Bundle/{json.loads(bundle.read_bytes())['id']}"
+    request = urllib.request.Request(url, data=bundle.read_bytes(), method="PUT",
+                                     headers={"Content-Type": "application/fhir+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=FHIR_TIMEOUT_SECONDS):
+            pass
+    except (urllib.error.URLError, OSError) as error:  # HTTPError (4xx, 5xx) is a URLError
+        raise AngioscribeError(f"sending to {url}: {error}") from error
 
 
 def _write_study_objects(*args: Any, **kwargs: Any) -> Any:
