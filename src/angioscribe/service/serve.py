@@ -26,9 +26,11 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from angioscribe.errors import InputError
 from angioscribe.service.config import ServiceConfig
 from angioscribe.service.health import start_health
 from angioscribe.service.jsonlog import configure_json_logging, exception_fields
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from multiprocessing.synchronize import Event as ProcessEvent
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HOUSEKEEPING_SECONDS = 1.0
 RESTART_DELAY_SECONDS = 5.0  # a worker that keeps dying at start is not restarted in a loop
@@ -56,33 +59,49 @@ def serve(config: ServiceConfig, verbose: bool = False) -> None:
     stop_requested = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, frame: stop_requested.set())
-    scp = start_scp(config, queue)
-    workers = WorkerPool(config, queue)
-    workers.start()
     started = time.monotonic()
+    workers = WorkerPool(config, queue)
+    scp = _listen("DICOM", config.host, config.port, lambda: start_scp(config, queue))
     host, port = scp.server_address[:2]
 
     def health() -> dict[str, Any]:
         return health_report(scp.socket.fileno() >= 0, queue, workers, config.workers,
                              time.monotonic() - started)
 
-    health_server = (start_health(config.host, config.health_port, health)
-                     if config.health_port is not None else None)
-    log.info(f"listening on {host}:{port}", extra={
-        "ae_title": config.ae_title, "tls": config.tls is not None, "workers": config.workers,
-        "accept_from": list(config.accept_from) or "loopback callers",
-        "destinations": [str(destination) for destination in config.destinations],
-        "health_port": health_server.server_address[1] if health_server else None})
-    while not stop_requested.wait(HOUSEKEEPING_SECONDS):
-        housekeeping(queue, config.stable_seconds, workers)
-    log.info("stopping: no new associations")
-    deadline = time.monotonic() + config.shutdown_seconds
-    scp.shutdown()
-    _end_associations(scp, deadline)
-    workers.stop(deadline)
-    if health_server is not None:
-        health_server.shutdown()
-    log.info("stopped")
+    health_server = None
+    if config.health_port is not None:
+        health_port = config.health_port
+        health_server = _listen("the health endpoint", config.host, health_port,
+                                lambda: start_health(config.host, health_port, health))
+    try:
+        workers.start()
+        log.info(f"listening on {host}:{port}", extra={
+            "ae_title": config.ae_title, "tls": config.tls is not None,
+            "workers": config.workers,
+            "accept_from": list(config.accept_from) or "loopback callers",
+            "destinations": [str(destination) for destination in config.destinations],
+            "health_port": health_server.server_address[1] if health_server else None})
+        while not stop_requested.wait(HOUSEKEEPING_SECONDS):
+            housekeeping(queue, config.stable_seconds, workers)
+    finally:
+        log.info("stopping: no new associations")
+        deadline = time.monotonic() + config.shutdown_seconds
+        scp.shutdown()
+        _end_associations(scp, deadline)
+        workers.stop(deadline)
+        if health_server is not None:
+            health_server.shutdown()
+        log.info("stopped")
+
+
+def _listen(what: str, host: str, port: int, start: Callable[[], T]) -> T:
+    """`start()` a listener; a port in use or an address not on this machine is an
+    InputError naming the address, for the command to report."""
+    try:
+        return start()
+    except OSError as error:
+        raise InputError(f"{host}:{port}", f"cannot listen for {what}: "
+                         f"{error.strerror or error}") from error
 
 
 def housekeeping(queue: JobQueue, stable_seconds: float, workers: WorkerPool) -> None:
