@@ -133,7 +133,7 @@ class JobQueue:
         now = self.clock()
         with self.engine.begin() as conn:
             row = conn.execute(select(col.state).where(col.study_uid == study_uid)
-                               ).first()
+                               .with_for_update()).first()
             if row is None:
                 conn.execute(jobs_table.insert().values(
                     study_uid=study_uid, state=State.RECEIVING, instances=1, attempts=0,
