@@ -252,6 +252,8 @@ def test_list_by_state(queue):
     queue.claim("w")
     assert [job.study_uid for job in queue.jobs()] == ["1.1", "1.2", "1.3"]
     assert [job.study_uid for job in queue.jobs(State.RECEIVED)] == ["1.2"]
+    assert queue.counts() == {**dict.fromkeys(State, 0), State.RECEIVING: 1, State.RECEIVED: 1,
+                              State.ANALYSING: 1}
     assert queue.job("9.9") is None
 
 
