@@ -268,7 +268,7 @@ class JobQueue:
         database: for a health check that should not read every job."""
         query = select(col.state, func.count()).group_by(col.state)
         with self.engine.connect() as conn:
-            counted = dict(conn.execute(query).tuples().all())
+            counted = {state: count for state, count in conn.execute(query)}
         return {state: counted.get(state.value, 0) for state in State}
 
     def job(self, study_uid: str) -> Job | None:
