@@ -91,8 +91,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def queue(url: str, clock: Clock) -> JobQueue:
-    return JobQueue(url, clock=clock)
+def queue(url: str, clock: Clock) -> Iterator[JobQueue]:
+    queue = JobQueue(url, clock=clock)
+    yield queue
+    queue.close()
 
 
 def received(queue: JobQueue, *study_uids: str) -> None:
@@ -263,6 +265,7 @@ def _claim_all(url: str, worker: str, results: multiprocessing.Queue) -> None:
     claimed = []
     while (job := queue.claim(worker)) is not None:
         claimed.append(job.study_uid)
+    queue.close()
     results.put(claimed)
 
 
@@ -270,6 +273,7 @@ def _record_many(url: str, study_uid: str, count: int) -> None:
     queue = JobQueue(url)
     for _ in range(count):
         queue.record_instance(study_uid, FILE)
+    queue.close()
 
 
 def _in_processes(target, *args_per_process) -> None:

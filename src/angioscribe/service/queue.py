@@ -119,6 +119,10 @@ class JobQueue:
         self.engine = _engine(url)
         metadata.create_all(self.engine)
 
+    def close(self) -> None:
+        """Close the database connections (a process that goes on without the queue)."""
+        self.engine.dispose()
+
     def record_instance(self, study_uid: str, path: Path) -> None:
         """One more instance of a study (stored at `path`; the queue keeps only the count):
         the study is RECEIVING. An instance for a study in any later state starts it over
