@@ -25,7 +25,6 @@ import signal
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,7 +33,7 @@ from angioscribe.errors import InputError
 from angioscribe.service.config import ServiceConfig
 from angioscribe.service.health import start_health
 from angioscribe.service.jsonlog import configure_json_logging, exception_fields
-from angioscribe.service.queue import JobQueue, State
+from angioscribe.service.queue import JobQueue
 from angioscribe.service.scp import start_scp
 
 if TYPE_CHECKING:
@@ -118,11 +117,11 @@ def housekeeping(queue: JobQueue, stable_seconds: float, workers: WorkerPool) ->
 def health_report(listening: bool, queue: JobQueue, workers: WorkerPool, configured: int,
                   uptime_s: float) -> dict[str, Any]:
     """What GET /health answers: "ok" when the listener and every configured worker are up."""
-    counts = Counter(job.state for job in queue.jobs())
+    counts = queue.counts()
     alive = workers.alive()
     up = listening and alive >= configured
     return {"status": "ok" if up else "down", "listening": listening,
-            "queue": {state.value: counts.get(state, 0) for state in State},
+            "queue": {state.value: count for state, count in counts.items()},
             "workers": {"alive": alive, "configured": configured},
             "uptime_s": round(uptime_s, 1)}
 
