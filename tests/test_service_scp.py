@@ -98,6 +98,23 @@ def test_xa_instances_arrive_byte_equal_and_queue_their_study(listen, study_file
         assert identifier and identifier not in logged
 
 
+def test_the_same_instances_again_do_not_start_a_sent_study_over(listen, study_files, tmp_path):
+    listener = listen()
+    study_uid = str(dcmread(study_files[0], stop_before_pixels=True).StudyInstanceUID)
+    assert listener.store(study_files) == [SUCCESS, SUCCESS]
+    listener.queue.complete(study_uid)
+    listener.queue.claim("test")
+    listener.queue.drafted(study_uid, [])  # no destinations: SENT at once
+    assert listener.store(study_files) == [SUCCESS, SUCCESS]
+    assert listener.queue.job(study_uid).state == State.SENT
+    changed = tmp_path / "changed.dcm"
+    dataset = dcmread(study_files[0])
+    dataset.SeriesDescription = "reprocessed"
+    dataset.save_as(changed)
+    assert listener.store([changed]) == [SUCCESS]
+    assert listener.queue.job(study_uid).state == State.RECEIVING
+
+
 def test_other_storage_classes_are_acknowledged_and_dropped(listen, tmp_path):
     secondary_capture = tmp_path / "sc.dcm"
     dataset = Dataset()

@@ -8,6 +8,9 @@ power cut leaves either the whole file or none, and a sender that got 0x0000 nev
 again. When that fails the sender gets a failure status and keeps the instance: 0xA700 (out of
 resources) when the disk or the queue cannot take it, 0xC210 (cannot understand) when the
 dataset has no usable Study/SOP Instance UID or cannot be parsed. A handler never raises.
+An instance already stored with the same content is acknowledged and nothing else: a PACS
+routing the study again (say, when the results arrive in it) does not start an analysed study
+over; a changed or new instance does.
 
 What a cath lab sends alongside the cines (dose reports, secondary captures, presentation
 states, other modalities) is accepted with 0x0000 and dropped, so a PACS routing a whole study
@@ -73,6 +76,9 @@ READABLE_TRANSFER_SYNTAXES = (
     JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless, JPEG2000Lossless, JPEG2000,
 )
 
+# Senders served at once; one more is rejected as transient (local limit) and retries.
+MAX_ASSOCIATIONS = 16
+
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC210
@@ -86,6 +92,8 @@ class InstanceQueue(Protocol):
     """What the SCP needs from the job queue (`service.queue.JobQueue`)."""
 
     def record_instance(self, study_uid: str, path: Path) -> None: ...
+
+    def job(self, study_uid: str) -> object | None: ...
 
 
 def presentation_contexts() -> list[PresentationContext]:
@@ -104,7 +112,7 @@ def start_scp(config: ServiceConfig, queue: InstanceQueue) -> ThreadedAssociatio
     `server_address` says which) in background threads, one per association."""
     ae = AE(ae_title=config.ae_title)
     ae.supported_contexts = presentation_contexts()
-    ae.maximum_associations = 16
+    ae.maximum_associations = MAX_ASSOCIATIONS
     handlers: list[Any] = [
         (evt.EVT_REQUESTED, handle_requested, [config.accept_from]),
         (evt.EVT_C_STORE, handle_store, [config.incoming_dir, queue]),
@@ -148,28 +156,38 @@ def handle_store(event: Event, incoming: Path, queue: InstanceQueue) -> int:
         if sop_class not in XA_STORAGE:
             log.info("instance dropped: not XA", extra={"sop_class": sop_class.name})
             return SUCCESS
-        uids = _instance_uids(event)
-        if uids is None:
-            return CANNOT_UNDERSTAND
-        study_uid, sop_uid = uids
-        try:
-            path = write_atomically(event.encoded_dataset(), incoming / study_uid,
-                                    f"{sop_uid}.dcm")
-        except OSError as error:
-            log.error("instance not stored: cannot write", extra={
-                "study_uid": study_uid, "reason": error.strerror or type(error).__name__})
-            return OUT_OF_RESOURCES
-        try:
-            queue.record_instance(study_uid, path)
-        except Exception as error:
-            log.error("instance stored but not queued", extra={
-                "study_uid": study_uid, **exception_fields(error)})
-            return OUT_OF_RESOURCES
-        log.info("instance stored", extra={"study_uid": study_uid, "sop_uid": sop_uid})
-        return SUCCESS
+        return _store_xa(event, incoming, queue)
     except Exception as error:  # a handler never raises: the sender gets a failure status
         log.error("instance not stored: unexpected error", extra=exception_fields(error))
         return PROCESSING_FAILURE
+
+
+def _store_xa(event: Event, incoming: Path, queue: InstanceQueue) -> int:
+    """An XA instance on disk and its study in the queue, in that order; the status."""
+    uids = _instance_uids(event)
+    if uids is None:
+        return CANNOT_UNDERSTAND
+    study_uid, sop_uid = uids
+    path = incoming / study_uid / f"{sop_uid}.dcm"
+    dataset = event.encoded_dataset(include_meta=False)
+    if already_stored(path, dataset) and queue.job(study_uid) is not None:
+        log.info("instance already stored: acknowledged, study not started over",
+                 extra={"study_uid": study_uid, "sop_uid": sop_uid})
+        return SUCCESS
+    try:
+        write_atomically(event.encoded_dataset(), path)
+    except OSError as error:
+        log.error("instance not stored: cannot write", extra={
+            "study_uid": study_uid, "reason": error.strerror or type(error).__name__})
+        return OUT_OF_RESOURCES
+    try:
+        queue.record_instance(study_uid, path)
+    except Exception as error:
+        log.error("instance stored but not queued", extra={
+            "study_uid": study_uid, **exception_fields(error)})
+        return OUT_OF_RESOURCES
+    log.info("instance stored", extra={"study_uid": study_uid, "sop_uid": sop_uid})
+    return SUCCESS
 
 
 def _instance_uids(event: Event) -> tuple[str, str] | None:
@@ -187,13 +205,30 @@ def _instance_uids(event: Event) -> tuple[str, str] | None:
     return uids
 
 
-def write_atomically(data: bytes, folder: Path, name: str) -> Path:
-    """`folder/name` holding `data`, whole or not at all: a hidden temporary file in the same
+def already_stored(path: Path, dataset: bytes) -> bool:
+    """True when `path` holds this encoded dataset (after its own file meta, which may name
+    another sender): a PACS routing the same study again, or a sender repeating instances after
+    a lost acknowledgement. Such a copy is acknowledged without starting a study that was
+    analysed and sent over again (`queue.record_instance` would), so a route that forwards a
+    study again when the results arrive in it cannot loop."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if size < len(dataset):
+        return False
+    with path.open("rb") as stream:
+        stream.seek(size - len(dataset))
+        return stream.read() == dataset
+
+
+def write_atomically(data: bytes, final: Path) -> None:
+    """`final` holding `data`, whole or not at all: a hidden temporary file in the same
     folder (so the rename cannot cross file systems, and readers skip it), fsynced, renamed
     over the name, then the folder fsynced so the rename itself survives a power cut."""
+    folder = final.parent
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / name
-    temporary = folder / f".{name}.{threading.get_ident()}.tmp"  # one per receiving thread
+    temporary = folder / f".{final.name}.{threading.get_ident()}.tmp"  # one per thread
     try:
         with temporary.open("wb") as stream:
             stream.write(data)
@@ -207,4 +242,3 @@ def write_atomically(data: bytes, folder: Path, name: str) -> Path:
         os.fsync(directory)
     finally:
         os.close(directory)
-    return final
