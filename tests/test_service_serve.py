@@ -52,6 +52,12 @@ def test_flags_override_the_file_and_relative_paths_follow_it(tmp_path):
     assert config.calling_ae_title == "CATHAI"
 
 
+@pytest.mark.parametrize("text", ["PACS@pacs.example.org:104", "PACS@10.0.0.5:4242",
+                                  "PACS@[fd00::5]:104"])
+def test_a_destination_reads_back_as_written(text):
+    assert str(Destination.parse(text)) == text
+
+
 def test_an_unknown_key_or_bad_value_names_the_file_and_the_key(tmp_path):
     path = tmp_path / "service.yaml"
     path.write_text("ae_title: CATHAI\nstable_second: 5\n")

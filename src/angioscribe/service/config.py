@@ -32,15 +32,19 @@ class Destination:
 
     @classmethod
     def parse(cls, text: str) -> Destination:
-        """`AET@HOST:PORT`, the form the flag and the config file use."""
+        """`AET@HOST:PORT`, the form the flag and the config file use (an IPv6 host in
+        brackets: `PACS@[fd00::5]:104`)."""
         ae_title, at, address = str(text).partition("@")
         host, colon, port = address.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
         if not (at and colon and host and port.isdigit()):
             raise ValueError(f"{text!r} is not AET@HOST:PORT")
         return cls(ae_title_of(ae_title), host, port_of(int(port), minimum=1))
 
     def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.ae_title}@{host}:{self.port}"
 
 
 @dataclass(frozen=True)
