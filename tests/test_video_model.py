@@ -1,0 +1,78 @@
+"""The video model's parts: frame choice, pooling masks, losses, metrics and retrieval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from angioscribe.video.config import VideoConfig
+from angioscribe.video.evaluate import auprc, auroc, youden
+from angioscribe.video.frames import clip_indices, clip_stride
+from angioscribe.video.losses import clip_loss, siglip_loss
+from angioscribe.video.retrieval import retrieval_metrics
+from angioscribe.video.study_model import VideoStudyModel
+from video_studies import TINY
+
+
+def test_clip_is_centred_inside_the_cine_and_follows_the_frame_rate():
+    assert clip_stride(2, 15.0, 30.0) == 1 and clip_stride(2, 60.0, 30.0) == 4
+    assert clip_stride(2, None, 30.0) == 2
+    indices = clip_indices(40, centre=20, length=16, stride=2)
+    assert indices.tolist() == list(range(5, 37, 2))
+    assert clip_indices(40, centre=39, length=16, stride=2)[-1] == 39
+    short = clip_indices(10, centre=5, length=16, stride=1)
+    assert len(short) == 16 and short.max() == 9 and short.min() == 0
+
+
+@pytest.mark.parametrize("pooling", ["attention", "mean", "single"])
+def test_padded_videos_change_nothing(pooling):
+    torch.manual_seed(0)
+    model = VideoStudyModel(VideoConfig.from_dict({**TINY, "pooling": pooling}),
+                            pretrained=False).eval()
+    features = torch.randn(1, 2, 4, 1, 1280)
+    padded = torch.cat([features, 100 * torch.randn(1, 3, 4, 1, 1280)], dim=1)
+    with torch.no_grad():
+        alone = model(features, torch.ones(1, 2, dtype=torch.bool))["study"]
+        beside = model(padded, torch.tensor([[True, True, False, False, False]]))["study"]
+        changed = model(padded, torch.ones(1, 5, dtype=torch.bool))["study"]
+    torch.testing.assert_close(alone, beside)
+    if pooling != "single":
+        assert not torch.allclose(alone, changed)
+
+
+def test_contrastive_losses_prefer_matched_pairs_and_share_a_text():
+    torch.manual_seed(0)
+    texts = torch.randn(3, 8)
+    videos = torch.cat([texts, texts[:1]]) + 0.01 * torch.randn(4, 8)
+    match = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]], dtype=torch.bool)
+    shuffled = match[[1, 2, 0, 1]]
+    scale, bias = torch.tensor(np.log(10.0)), torch.tensor(-2.0)
+    assert clip_loss(videos, texts, match, scale) < clip_loss(videos, texts, shuffled, scale)
+    assert siglip_loss(videos, texts, match, scale, bias) < \
+        siglip_loss(videos, texts, shuffled, scale, bias)
+
+
+def test_binary_metrics_on_known_cases():
+    truth = np.array([0, 0, 1, 1])
+    assert auroc(truth, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert auroc(truth, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+    assert auroc(truth, np.full(4, 0.5)) == 0.5
+    assert np.isnan(auroc(np.zeros(3), np.arange(3)))
+    assert auprc(truth, np.array([0.9, 0.1, 0.8, 0.2])) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    point = youden(truth, np.array([0.1, 0.6, 0.7, 0.9]))
+    assert point == {"threshold": 0.7, "sensitivity": 1.0, "specificity": 1.0}
+
+
+def test_retrieval_ranks_and_chance_levels():
+    similarity = np.eye(20) + 0.01 * np.arange(20)
+    perfect = retrieval_metrics(similarity, np.eye(20, dtype=bool))
+    assert perfect["recall@1"] == 1.0 and perfect["median_rank"] == 1 and perfect["mrr"] == 1
+    assert perfect["chance_recall@5"] == pytest.approx(5 / 20)
+    assert perfect["chance_recall@50"] == pytest.approx(1.0)
+    assert perfect["chance_mrr"] == pytest.approx(np.mean(1 / np.arange(1, 21)))
+    reversed_ = retrieval_metrics(-similarity, np.eye(20, dtype=bool))
+    assert reversed_["recall@1"] == 0.0 and reversed_["median_rank"] == 20
+    two = np.zeros((1, 4), bool)
+    two[0, :2] = True  # two positives of four: a random first pick hits half the time
+    assert retrieval_metrics(np.zeros((1, 4)), two)["chance_recall@1"] == pytest.approx(0.5)
