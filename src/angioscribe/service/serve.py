@@ -80,6 +80,7 @@ def serve(config: ServiceConfig, verbose: bool = False) -> None:
             "accept_from": list(config.accept_from) or "loopback callers",
             "destinations": [str(destination) for destination in config.destinations],
             "health_port": health_server.server_address[1] if health_server else None})
+        warn_about_setup(config)
         while not stop_requested.wait(HOUSEKEEPING_SECONDS):
             housekeeping(queue, config.stable_seconds, workers)
     finally:
@@ -91,6 +92,16 @@ def serve(config: ServiceConfig, verbose: bool = False) -> None:
         if health_server is not None:
             health_server.shutdown()
         log.info("stopped")
+
+
+def warn_about_setup(config: ServiceConfig) -> None:
+    """Say at start what a working setup would not do silently."""
+    if not config.destinations:
+        log.warning("no destinations: results are kept in the data folder only",
+                    extra={"results_dir": str(config.results_dir)})
+    if not config.accept_from and config.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("no accept_from: only callers on this machine will be accepted",
+                    extra={"host": config.host})
 
 
 def _listen(what: str, host: str, port: int, start: Callable[[], T]) -> T:
