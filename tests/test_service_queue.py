@@ -136,10 +136,14 @@ def test_a_job_goes_to_sent_once_every_destination_acknowledged_it(queue):
                                                                      "w1")
     assert queue.claim("w2") is None
     queue.drafted("1.1", [Path("sr.dcm"), Path("kos.dcm")], ["A@h:1", "B@h:2"])
+    queue.stored("1.1", "B@h:2", "sr.dcm")
+    queue.stored("1.1", "A@h:1", "kos.dcm")
+    queue.stored("1.1", "B@h:2", "kos.dcm")
     queue.sent("1.1", "B@h:2")
     job = queue.job("1.1")
     assert (job.state, job.outputs, job.sent_to) == (State.DRAFTED, ["sr.dcm", "kos.dcm"],
                                                     ["B@h:2"])
+    assert job.stored == {"A@h:1": ["kos.dcm"], "B@h:2": ["kos.dcm", "sr.dcm"]}
     queue.sent("1.1", "A@h:1")
     assert queue.job("1.1").state == State.SENT
     assert queue.job("1.1").worker is None
@@ -241,11 +245,12 @@ def test_a_new_instance_starts_a_sent_study_over(queue):
     received(queue, "1.1")
     queue.claim("w")
     queue.drafted("1.1", [Path("sr.dcm")], ["A@h:1"])
+    queue.stored("1.1", "A@h:1", "sr.dcm")
     queue.sent("1.1", "A@h:1")
     queue.record_instance("1.1", FILE)
     job = queue.job("1.1")
-    assert (job.state, job.instances, job.attempts, job.sent_to, job.outputs) == (
-        State.RECEIVING, 2, 0, [], [])
+    assert (job.state, job.instances, job.attempts, job.sent_to, job.stored, job.outputs) == (
+        State.RECEIVING, 2, 0, [], {}, [])
 
 
 def test_list_by_state(queue):

@@ -54,18 +54,20 @@ def bundle(study_uid: str) -> dict:
 
 
 class Sender:
-    """Records each successful send; a destination in `refusing` fails (once each)."""
+    """Records each file acknowledged, as (destination, file name); the (destination, file
+    name) pairs in `refusing` fail, once each."""
 
-    def __init__(self, refusing: tuple[Destination, ...] = ()) -> None:
-        self.sent: list[tuple[str, list[str]]] = []
+    def __init__(self, refusing: tuple[tuple[Destination, str], ...] = ()) -> None:
+        self.sent: list[tuple[str, str]] = []
         self.refusing = set(refusing)
 
     def __call__(self, destination: Destination, files: list[Path], calling_ae: str,
                  tls: object = None) -> None:
-        if destination in self.refusing:
-            self.refusing.discard(destination)
-            raise OSError(f"{destination} refused the association")
-        self.sent.append((str(destination), [file.name for file in files]))
+        for file in files:
+            if (destination, file.name) in self.refusing:
+                self.refusing.discard((destination, file.name))
+                raise OSError(f"{destination} refused {file.name}")
+            self.sent.append((str(destination), file.name))
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +158,8 @@ def test_a_received_study_is_analysed_and_sent_once_to_each_destination(config, 
     assert [entry["key"] for entry in analysis] == [study_uid]
     assert len(analysis[0]["cines"]) == len(files)
     assert outputs.studies == [analysis[0]]
-    sent_files = ["sr.dcm", "kos.dcm"]
-    assert sender.sent == [(str(PACS), sent_files), (str(ARCHIVE), sent_files)]
+    assert sender.sent == [(str(PACS), "sr.dcm"), (str(PACS), "kos.dcm"),
+                           (str(ARCHIVE), "sr.dcm"), (str(ARCHIVE), "kos.dcm")]
     assert fhir_server.puts == [(f"/fhir/Bundle/bundle-{study_uid}", bundle(study_uid))]
     assert json.loads((config.fhir_dir / f"{study_uid}.json").read_text()) == bundle(study_uid)
     job = queue.job(study_uid)
@@ -166,21 +168,24 @@ def test_a_received_study_is_analysed_and_sent_once_to_each_destination(config, 
     assert not worker.run_once()
 
 
-def test_a_failed_send_is_retried_to_that_destination_only(config, models, study):
+def test_a_failed_send_is_retried_with_only_what_was_not_acknowledged(config, models, study):
     study_uid, files = study
     queue = arrived(config, study_uid, files)
-    outputs, sender = Outputs(), Sender(refusing=(ARCHIVE,))
+    outputs, sender = Outputs(), Sender(refusing=((ARCHIVE, "kos.dcm"),))
     worker = Worker(config, name="w1", models=models, write_objects=outputs, send=sender,
                     retry_seconds=0)
     assert worker.run_once()
     job = queue.job(study_uid)
     assert (job.state, job.sent_to) == (State.DRAFTED, [str(PACS)])
+    assert job.stored[str(ARCHIVE)] == ["sr.dcm"]
     assert "OSError at" in job.error  # not the message: it could quote a header value
+    assert "refused" not in job.error
     restarted = Worker(config, name="w2", models=models, write_objects=outputs, send=sender,
                        retry_seconds=0)
     assert restarted.run_once()
     assert queue.job(study_uid).state == State.SENT
-    assert [destination for destination, _ in sender.sent] == [str(PACS), str(ARCHIVE)]
+    assert sender.sent == [(str(PACS), "sr.dcm"), (str(PACS), "kos.dcm"),
+                           (str(ARCHIVE), "sr.dcm"), (str(ARCHIVE), "kos.dcm")]
     assert len(outputs.studies) == 1  # sending again needs no new analysis
 
 
@@ -198,7 +203,7 @@ def test_a_study_held_by_a_killed_worker_is_analysed_again_when_it_restarts(conf
     assert worker.run_once()
     job = queue.job(study_uid)
     assert (job.state, job.attempts) == (State.SENT, 2)
-    assert len(sender.sent) == 2
+    assert len(sender.sent) == 4
 
 
 def test_a_study_of_unreadable_files_ends_failed_after_max_attempts(config, models, tmp_path):

@@ -9,8 +9,9 @@ it analyses the study or only sends what an earlier attempt drafted.
 Every transition is one transaction that also sets `updated_at`, so a process killed at any
 moment leaves each study in a state it can go on from: `recover` moves what a dead worker held
 back to RECEIVED (or releases it for sending), counting the attempt, so a study that kills
-workers ends FAILED instead of blocking the others. `sent_to` is marked per destination right
-after its C-STORE, so a restart sends only to the destinations not yet marked.
+workers ends FAILED instead of blocking the others. Each file a destination acknowledged is
+marked in `stored` right after its C-STORE, and the destination in `sent_to` once it has them
+all, so a restart sends only what was not acknowledged.
 
 The table holds no patient identifier: only the StudyInstanceUID (the key), counts, times,
 error texts (which name files by their UID paths), output paths and destination AE titles.
@@ -66,8 +67,9 @@ class State(StrEnum):
 
 @dataclass
 class Job:
-    """One study's row. `outputs` are the DICOM objects to send, `destinations` where they go
-    (as "AET@HOST:PORT"), `sent_to` the destinations that acknowledged them; `worker` holds
+    """One study's row. `outputs` are the files to send, `destinations` where they go (as
+    "AET@HOST:PORT", or a FHIR endpoint's URL), `sent_to` the destinations that acknowledged
+    them all, `stored` the file names each destination acknowledged so far; `worker` holds
     the job while it is analysed or sent, `not_before` delays its next attempt."""
 
     study_uid: str
@@ -81,6 +83,7 @@ class Job:
     outputs: list[str] = field(default_factory=list)
     sent_to: list[str] = field(default_factory=list)
     destinations: list[str] = field(default_factory=list)
+    stored: dict[str, list[str]] = field(default_factory=dict)
     worker: str | None = None
     not_before: datetime | None = None
 
@@ -100,6 +103,7 @@ jobs_table = Table(
     Column("outputs", JSON, nullable=False),
     Column("sent_to", JSON, nullable=False),
     Column("destinations", JSON, nullable=False),
+    Column("stored", JSON, nullable=False),
     Column("worker", String(64)),
     Column("not_before", DateTime(timezone=True)),
 )
@@ -143,7 +147,7 @@ class JobQueue:
                 conn.execute(jobs_table.insert().values(
                     study_uid=study_uid, state=State.RECEIVING, instances=1, attempts=0,
                     created_at=now, updated_at=now, last_instance_at=now, outputs=[],
-                    sent_to=[], destinations=[]))
+                    sent_to=[], destinations=[], stored={}))
                 return
             values: dict[str, Any] = {"state": State.RECEIVING,
                                       "instances": col.instances + 1,
@@ -208,6 +212,14 @@ class JobQueue:
             job = _held(conn, study_uid, {State.DRAFTED})
             conn.execute(_update(study_uid).values(
                 **self._sending(job.destinations, [*job.sent_to, destination])))
+
+    def stored(self, study_uid: str, destination: str, file_name: str) -> None:
+        """`destination` acknowledged one file of the DRAFTED study (its C-STORE succeeded)."""
+        with self.engine.begin() as conn:
+            job = _held(conn, study_uid, {State.DRAFTED})
+            names = sorted({*job.stored.get(destination, []), file_name})
+            conn.execute(_update(study_uid).values(stored={**job.stored, destination: names},
+                                                   updated_at=self.clock()))
 
     def _sending(self, destinations: list[str], sent_to: list[str]) -> dict[str, Any]:
         """The values of a job that went to `sent_to` of its `destinations`."""
@@ -297,6 +309,7 @@ def _update(study_uid: str) -> Update:
 def _fresh() -> dict[str, Any]:
     """The values of a study that starts over: nothing tried, drafted or sent yet."""
     return {"attempts": 0, "error": None, "outputs": [], "sent_to": [], "destinations": [],
+            "stored": {},
             "worker": None, "not_before": None}
 
 

@@ -5,15 +5,14 @@ Each worker process loads the models once (`Models.load`) and runs torch single-
 `data_dir/incoming/<uid>/` into `data_dir/results/<uid>/` (rewritten from scratch on each
 attempt): analysis.json, figures, draft reports, then the DICOM objects (SR, KOS, PDF) and
 the FHIR DiagnosticReport (`angioscribe.outputs.write_study_objects`). The DICOM objects are
-C-STOREd to each destination the study has not reached yet, the FHIR Bundle is PUT to the FHIR
-endpoint when one is configured, and each destination is marked in the queue right after it
-acknowledged the study.
+C-STOREd to each destination that does not have them yet and the FHIR Bundle is PUT to the FHIR
+endpoint when one is configured; each file is marked in the queue right after the destination
+acknowledged it.
 
-Exactly once, and where it is not: a worker killed between a destination's acknowledgement
-and the mark sends that destination the same objects again on the next attempt. The objects'
-SOP Instance UIDs (and the FHIR Bundle's id, which it is PUT under) are derived from the
-study, so the destination replaces them rather than storing a second copy; the window is one
-database write wide.
+Exactly once, and where it is not: a worker killed between an acknowledgement and its mark
+sends that one file again on the next attempt. The objects' SOP Instance UIDs (and the FHIR
+Bundle's id, which it is PUT under) are derived from the study, so the destination replaces
+it rather than storing a second copy; the window is one database write wide.
 
 Any exception while processing a study fails that attempt (`JobQueue.fail`) and the worker
 goes on with the next study. The queue stores the text of angioscribe's own errors (which
@@ -138,12 +137,20 @@ class Worker:
             if destination.startswith(FHIR_SCHEMES):
                 put_fhir(destination, next(path for path in outputs if path.suffix == ".json"))
             else:
-                self.send(Destination.parse(destination),
-                          [path for path in outputs if path.suffix == ".dcm"],
-                          self.config.calling_ae_title, tls=self.config.tls)
+                self.store(job, destination, [path for path in outputs if path.suffix == ".dcm"])
             self.queue.sent(job.study_uid, destination)
             log.info("study sent", extra={"study_uid": job.study_uid,
                                           "destination": destination})
+
+    def store(self, job: Job, destination: str, files: list[Path]) -> None:
+        """C-STORE the files the destination has not acknowledged yet, one association each,
+        each marked as soon as it is acknowledged: a worker killed in the middle of a study's
+        objects sends only the rest after its restart."""
+        acknowledged = job.stored.get(destination, [])
+        for file in (file for file in files if file.name not in acknowledged):
+            self.send(Destination.parse(destination), [file], self.config.calling_ae_title,
+                      tls=self.config.tls)
+            self.queue.stored(job.study_uid, destination, file.name)
 
     def destinations(self) -> list[str]:
         """Where a study's results go, as the queue records them: each DICOM destination as
