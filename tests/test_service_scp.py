@@ -15,7 +15,9 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pynetdicom import AE
 from pynetdicom.dsutils import split_dataset
+from pynetdicom.sop_class import Verification
 
 from angioscribe.errors import AngioscribeError
 from angioscribe.service.config import Destination, ServiceConfig, TLSConfig
@@ -154,6 +156,18 @@ def test_only_configured_calling_ae_titles_may_associate(listen, study_files):
     assert listener.store(study_files[:1], calling_ae="STRANGER") == [None]
     assert listener.queue.jobs() == []
     assert listener.store(study_files[:1], calling_ae="PACS") == [SUCCESS]
+
+
+def test_c_echo_answers_success(listen):
+    listener = listen()
+    ae = AE("CATHLAB")
+    ae.add_requested_context(Verification)
+    association = ae.associate("127.0.0.1", listener.port, ae_title=SCP_AE)
+    assert association.is_established
+    try:
+        assert association.send_c_echo().Status == SUCCESS
+    finally:
+        association.release()
 
 
 def test_without_accept_from_only_loopback_callers_are_accepted():
