@@ -14,7 +14,8 @@ marked in `stored` right after its C-STORE, and the destination in `sent_to` onc
 all, so a restart sends only what was not acknowledged.
 
 The table holds no patient identifier: only the StudyInstanceUID (the key), counts, times,
-error texts (which name files by their UID paths), output paths and destination AE titles.
+error texts (which name files by their UID paths), output paths, and the destinations (AE
+titles and addresses, a FHIR endpoint's URL).
 
 The same code runs on both databases. A claim selects with `FOR UPDATE SKIP LOCKED` on
 PostgreSQL; SQLite ignores that clause, and every SQLite transaction here begins with
@@ -24,7 +25,7 @@ claim the same job on either database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -273,11 +274,11 @@ class JobQueue:
 
     def jobs(self, state: State | None = None) -> list[Job]:
         """Every job (in `state` when given), oldest first."""
-        query = select(col.study_uid).order_by(col.created_at, col.study_uid)
+        query = select(jobs_table).order_by(col.created_at, col.study_uid)
         if state is not None:
             query = query.where(col.state == state)
         with self.engine.connect() as conn:
-            return [_job(conn, uid) for uid in conn.execute(query).scalars().all()]
+            return [_to_job(row) for row in conn.execute(query).mappings()]
 
     def counts(self) -> dict[State, int]:
         """How many jobs are in each state (every state, 0 included), counted by the
@@ -333,8 +334,10 @@ def _job(conn: Connection, study_uid: str, lock: bool = False) -> Job | None:
     UPDATE; SQLite's transactions hold the whole database already)."""
     query = select(jobs_table).where(col.study_uid == study_uid)
     row = conn.execute(query.with_for_update() if lock else query).mappings().first()
-    if row is None:
-        return None
+    return None if row is None else _to_job(row)
+
+
+def _to_job(row: Mapping[str, Any]) -> Job:
     values = {key: _utc(value) if isinstance(value, datetime) else value
               for key, value in row.items()}
     return Job(**{**values, "state": State(row["state"])})
