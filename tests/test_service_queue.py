@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -42,17 +43,18 @@ class Clock:
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server on loopback in a temp folder, for this test session.
 
-    initdb refuses to run as root, so as root the server runs as the `postgres` user."""
+    initdb refuses to run as root, so as root the server runs as the `postgres` user (made by
+    Debian's package), or as `nobody`."""
     if not (POSTGRES_BIN / "initdb").is_file():
         pytest.skip(f"PostgreSQL not installed ({POSTGRES_BIN} has no initdb)")
     as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="angioscribe-pg-"))
     if os.geteuid() == 0:
         if shutil.which("runuser") is None:
-            pytest.skip("running as root and runuser is missing: initdb cannot run")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    folder = Path(tempfile.mkdtemp(prefix="angioscribe-pg-"))
-    if as_user:
-        shutil.chown(folder, "postgres")
+            pytest.skip("running as root and runuser is missing: initdb cannot run as root")
+        user = "postgres" if _user_exists("postgres") else "nobody"
+        as_user = ["runuser", "-u", user, "--"]
+        shutil.chown(folder, user)
     data, port = folder / "data", _free_port()
     subprocess.run([*as_user, POSTGRES_BIN / "initdb", "-D", data, "-U", "postgres",
                     "--auth=trust", "--no-sync"], check=True, capture_output=True)
@@ -65,6 +67,14 @@ def postgres_url() -> Iterator[str]:
         subprocess.run([*as_user, POSTGRES_BIN / "pg_ctl", "-D", data, "-m", "immediate",
                         "stop"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _free_port() -> int:
