@@ -357,3 +357,13 @@ def test_queue_command_refuses_a_data_folder_without_a_queue(tmp_path: Path):
     assert result.exit_code == 3
     assert "no queue there" in result.stderr
     assert not (tmp_path / "queue.db").exists()
+
+
+def test_a_queue_table_of_another_version_is_refused_by_name(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE angioscribe_jobs (study_uid VARCHAR PRIMARY KEY)")
+    engine.dispose()
+    with pytest.raises(InputError, match="lacks the columns state, instances"):
+        JobQueue(url)

@@ -45,6 +45,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
     update,
 )
@@ -123,6 +124,14 @@ class JobQueue:
         self.clock = clock
         self.engine = _engine(url)
         metadata.create_all(self.engine)
+        found = {column["name"] for column in inspect(self.engine).get_columns(jobs_table.name)}
+        missing = [column.name for column in jobs_table.columns if column.name not in found]
+        if missing:
+            self.close()
+            raise InputError(self.engine.url.render_as_string(hide_password=True),
+                             f"the queue table {jobs_table.name} lacks the columns "
+                             f"{', '.join(missing)}: it was made by another angioscribe "
+                             "version (finish or move that queue, then start afresh)")
 
     def close(self) -> None:
         """Close the database connections (a process that goes on without the queue)."""
