@@ -106,6 +106,7 @@ def test_serve_receives_answers_health_and_stops_on_sigterm(tmp_path, study_file
         assert identifier not in service.log()
 
 
+@pytest.mark.slow  # the models load in the worker: tens of seconds on 2 busy cores
 def test_serve_sends_sr_kos_and_pdf_to_the_destination(tmp_path, study_files):
     destination = RecordingDestination().start()
     service = start_serve(tmp_path / "data", [destination.address], workers=1,
