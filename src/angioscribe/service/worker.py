@@ -1,7 +1,8 @@
 """A worker: claims studies from the queue, analyses them and sends the results.
 
-Each worker process loads the models once (`Models.load`) and runs torch single-threaded, so
-`serve`'s workers share the cores instead of fighting over them. A study is analysed from
+Each worker process loads the models once (`Models.load`) and runs torch and OpenCV on one
+thread each (`single_threaded`), so `serve`'s workers share the cores instead of fighting over
+them. A study is analysed from
 `data_dir/incoming/<uid>/` into `data_dir/results/<uid>/` (rewritten from scratch on each
 attempt): analysis.json, figures, draft reports, then the DICOM objects (SR, KOS, PDF) and
 the FHIR DiagnosticReport (`angioscribe.outputs.write_study_objects`). The DICOM objects are
@@ -86,9 +87,7 @@ class Worker:
         send: Callable[..., None] | None = None,
         retry_seconds: float = RETRY_SECONDS,
     ) -> None:
-        import torch
-
-        torch.set_num_threads(1)
+        single_threaded()
         self.config = config
         self.name = name
         self.queue = JobQueue(config.queue_url)
@@ -184,6 +183,17 @@ class Worker:
         log.info("study drafted", extra={"study_uid": study_uid, "cines": len(study.cines),
                                          "seconds": round(time.monotonic() - started, 2)})
         return [*objects.dicom(), objects.fhir]
+
+
+def single_threaded() -> None:
+    """torch and OpenCV on one thread each in this process: `serve` runs one worker per core,
+    and libraries starting a thread per core in every worker would make them wait on one
+    another."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def error_text(error: Exception) -> str:
