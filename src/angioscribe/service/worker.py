@@ -2,13 +2,12 @@
 
 Each worker process loads the models once (`Models.load`) and runs torch and OpenCV on one
 thread each (`single_threaded`), so `serve`'s workers share the cores instead of fighting over
-them. A study is analysed from
-`data_dir/incoming/<uid>/` into `data_dir/results/<uid>/` (rewritten from scratch on each
-attempt): analysis.json, figures, draft reports, then the DICOM objects (SR, KOS, PDF) and
-the FHIR DiagnosticReport (`angioscribe.outputs.write_study_objects`). The DICOM objects are
-C-STOREd to each destination that does not have them yet and the FHIR Bundle is PUT to the FHIR
-endpoint when one is configured; each file is marked in the queue right after the destination
-acknowledged it.
+them. A study is analysed from `data_dir/incoming/<uid>/` into `data_dir/results/<uid>/`
+(rewritten from scratch on each attempt): analysis.json, figures, draft reports, then the DICOM
+objects (SR, KOS, PDF) and the FHIR DiagnosticReport (`angioscribe.outputs.write_study_objects`).
+The DICOM objects are C-STOREd to each destination that does not have them yet and the FHIR
+Bundle is PUT to the FHIR endpoint when one is configured; each file is marked in the queue
+right after the destination acknowledged it.
 
 Exactly once, and where it is not: a worker killed between an acknowledgement and its mark
 sends that one file again on the next attempt. The objects' SOP Instance UIDs (and the FHIR
