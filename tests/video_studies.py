@@ -51,8 +51,10 @@ def write_studies(root: Path, count: int = 6) -> Path:
         for segment in DEEPCORO_SEGMENTS:
             sick = diseased and segment == "Proximal LAD"
             labels += ["100" if sick else "0", str(int(sick)), str(int(sick)), "0", "0"]
-        for side, structure in (("LCA", "Left Coronary"), ("RCA", "Right Coronary")):
-            cine = write_cine(root / f"s{study}" / side, diseased and side == "LCA", study)
+        for n, (side, structure) in enumerate((("LCA", "Left Coronary"),
+                                               ("RCA", "Right Coronary"))):
+            cine = write_cine(root / f"s{study}" / side, diseased and side == "LCA",
+                              2 * study + n)
             report = (f"{side}: Proximal LAD chronic total occlusion." if diseased
                       and side == "LCA" else f"{side}: no stenosis.")
             lines.append("α".join([cine.relative_to(root).as_posix(), report, split,

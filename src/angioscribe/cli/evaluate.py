@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from angioscribe.batch import attempt
-from angioscribe.cli import reports
+from angioscribe.cli import reports, video
 from angioscribe.cli.output import print_records
 from angioscribe.cli.refusal import refuse
 from angioscribe.errors import AngioscribeError, InputError
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.command("reports")(reports.evaluate_reports)
 app.command("vlscore-calibrate")(reports.vlscore_calibrate)
+app.command("video")(video.evaluate_video)
 
 
 DEFAULT_DATA = Path("../shared/data")

@@ -86,6 +86,29 @@ def dataset(out: DatasetOutOption = Path("sim-dataset"), n_studies: Annotated[in
     typer.echo(f"{n_studies} studies in {out}; labels in {csv_path}")
 
 
+@app.command("videos")
+def videos(out: DatasetOutOption = Path("sim-videos"), n_studies: Annotated[int, typer.Option(
+    "--n-studies", min=1, help="How many studies.")] = 100, seed: SeedOption = 0,
+           val: Annotated[int, typer.Option("--val", min=0, help="Validation studies.")] = 20,
+           test: Annotated[int, typer.Option("--test", min=0, help="Test studies.")] = 20,
+           workers: WorkersOption = 1) -> None:
+    """Studies for the video model, compact: RLE cines binned to 256 px, no masks, and
+    OUT/video.csv in DeepCORO-CLIP's schema with a Split column (docs/video.md).
+    Exit code 0 when written, 2 on a usage error, 3 when OUT could not be written."""
+    from angioscribe.sim.video_dataset import split_names, write_video_dataset
+    from angioscribe.sim.writers import dataset_seeds
+
+    if val + test >= n_studies:
+        raise typer.BadParameter("--val plus --test must leave training studies")
+    seeds = dataset_seeds(seed, n_studies)
+    try:
+        table = write_video_dataset(out, progress(seeds, "Simulating studies", total=n_studies),
+                                    split_names(n_studies, val, test), workers=workers)
+    except (OSError, AngioscribeError) as error:
+        refuse(error, source=out)
+    typer.echo(f"{n_studies} studies in {out}; table {table}")
+
+
 @app.command("compare")
 def compare(real: Annotated[Path, typer.Argument(help="A real cine (DICOM, video or frame "
                                                      "folder) to compare against.")],

@@ -123,6 +123,32 @@ def report(
                    ("model", "artifact", "val_loss", "seconds_per_draft", "epoch")}))
 
 
+@app.command("video")
+def video(
+    config: ConfigOption = None,
+    resume: ResumeOption = False,
+    export_only: ExportOnlyOption = False,
+    export_to: ExportToOption = None,
+    checkpoint: CheckpointOption = None,
+) -> None:
+    """Train the study-level video model (video-text contrastive + per-segment heads) on a
+    video CSV (`model_config.table`), select on its val split, export the trained weights
+    with their validation metrics (docs/video.md)."""
+    from angioscribe.video import training as video_training
+
+    result = _train_and_export(
+        "video",
+        video_training.VideoTraining,
+        video_training.export_best,
+        config,
+        resume,
+        export_only,
+        export_to,
+        checkpoint,
+    )
+    print(to_json({key: result[key] for key in ("model", "artifact", "epoch")}))
+
+
 def _train_and_export(
     task: str,
     make_training: Callable[[Any], Any],
