@@ -30,6 +30,7 @@ from angioscribe.cli import (
     serve,
     sim,
     train,
+    video,
 )
 
 app = typer.Typer(
@@ -69,6 +70,8 @@ app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(train.app, name="train")
 app.command("segment")(segment.segment)
 app.add_typer(sim.app, name="sim")
+app.command("predict")(video.predict)
+app.command("retrieve")(video.retrieve)
 app.command("serve")(serve.serve)
 app.add_typer(queue.app, name="queue")
 
