@@ -105,7 +105,7 @@ def test_export_writes_the_chosen_formats_per_study(study, tmp_path):
                                       "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout.splitlines()[-1])
-    folder = Path(record["folder"])
+    folder = Path(record["path"])
     assert folder.parent == tmp_path and record["study"] == study["key"]
     assert sorted(path.name for path in folder.iterdir()) == ["fhir.json", "report.pdf",
                                                               "sr.dcm"]

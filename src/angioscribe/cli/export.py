@@ -18,7 +18,7 @@ from angioscribe.cli.output import JsonOption
 from angioscribe.cli.refusal import refuse
 
 LANGUAGES = {"en": ("en",), "ja": ("ja",), "both": ("en", "ja")}
-COLUMNS = ("study", "lesions", "written", "folder")
+COLUMNS = ("study", "lesions", "written")
 
 
 def export(
@@ -51,16 +51,18 @@ def export(
         raise typer.BadParameter(f"--format takes {', '.join(FORMATS)}; --lang en, ja or both")
     studies = _read_analysis(analysis_dir, as_json)
 
+    def folder(study: dict[str, Any]) -> Path:
+        return out / re.sub(r"[^A-Za-z0-9_.-]+", "_", str(study.get("key")))
+
     def record(study: dict[str, Any]) -> dict[str, Any]:
-        folder = out / re.sub(r"[^A-Za-z0-9_.-]+", "_", str(study["key"]))
-        written = write_objects(study, analysis_dir, folder, chosen, LANGUAGES[lang])
+        written = write_objects(study, analysis_dir, folder(study), chosen, LANGUAGES[lang])
         return {"study": study["key"], "lesions": len(study.get("study_findings") or []),
                 "written": ", ".join(path.name for path in written.values()),
-                "folder": str(folder), **{kind: str(path) for kind, path in written.items()}}
+                **{kind: str(path) for kind, path in written.items()}}
 
-    with RecordSink(as_json, COLUMNS) as sink:
+    with RecordSink(as_json, COLUMNS) as sink:  # a record's path: the study's folder
         for study in studies:
-            sink.emit(record_of(study.get("key", analysis_dir), lambda study=study: record(study)))
+            sink.emit(record_of(folder(study), lambda study=study: record(study)))
 
 
 def _read_analysis(analysis_dir: Path, as_json: bool) -> list[dict[str, Any]]:
