@@ -10,8 +10,9 @@ DEMO_OUT ?= demo-output
 # Debian tools: dcmtk is the readers' codec fallback (and makes test files in every transfer
 # syntax); dicom3tools' dciodvfy validates the DICOM angioscribe writes; Orthanc is the PACS the
 # service tests store into and receive from; PostgreSQL backs the queue test by URL;
-# fonts-noto-cjk renders Japanese in the report PDF.
-DEBIAN_PACKAGES := dcmtk dicom3tools orthanc postgresql fonts-noto-cjk
+# fonts-noto-cjk renders Japanese in the report PDF and the review page; Chromium and its driver
+# run the review page's browser tests.
+DEBIAN_PACKAGES := dcmtk dicom3tools orthanc postgresql fonts-noto-cjk chromium chromium-driver
 system-deps:
 	@missing=""; \
 	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
