@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydicom.uid import UID
@@ -30,13 +30,14 @@ NO_ANSWER = "no answer"  # the association was refused or aborted before a statu
 @dataclass(frozen=True)
 class StoreResult:
     """What the receiver answered for one file: its DIMSE status, or why there was none
-    (`problem`, one of the constants above, and `detail`)."""
+    (`problem`, one of the constants above, and `detail`), and how long the send took."""
 
     path: Path
     sop_instance_uid: str
     status: int | None
     problem: str = ""
     detail: str = ""
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,12 @@ def _store_batch(batch: list[_Outgoing], host: str, port: int, called_ae: str,
 
 
 def _store_one(association: Association, item: _Outgoing) -> StoreResult:
+    started = time.monotonic()
+    result = _send(association, item)
+    return replace(result, seconds=round(time.monotonic() - started, 3))
+
+
+def _send(association: Association, item: _Outgoing) -> StoreResult:
     if not association.is_established:
         return StoreResult(item.path, item.sop_instance_uid, None, NO_ANSWER,
                            "association refused or aborted")

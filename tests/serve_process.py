@@ -96,7 +96,8 @@ def start_serve(data_dir: Path, destinations: list[str], *, port: int | None = N
 
 
 def queue_jobs(data_dir: Path) -> list[dict[str, Any]]:
-    """`angioscribe queue list --data DIR --json`: every job with its state and attempts."""
+    """`angioscribe queue list --data DIR --json` (a JSON object per line): every job with its
+    state and attempts."""
     run = subprocess.run([str(ANGIOSCRIBE), "queue", "list", "--data", str(data_dir), "--json"],
                          capture_output=True, text=True, check=True)
-    return json.loads(run.stdout)
+    return [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
