@@ -25,7 +25,7 @@ MANUFACTURER = "angioscribe"
 
 # Series numbers of the objects angioscribe adds to a study, high enough to sort after the
 # acquisition series a modality numbers from 1.
-SERIES_NUMBERS = {"sr": 9901, "kos": 9902, "pdf": 9903}
+SERIES_NUMBERS = {"sr": 9901, "kos": 9902, "pdf": 9903, "sr-verified": 9904}
 
 PATIENT_STUDY_ATTRIBUTES = (
     "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",

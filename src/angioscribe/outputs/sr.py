@@ -10,16 +10,20 @@ Content Template Sequence on the root): the template's sections on history, hemo
 procedure have nothing angioscribe knows to fill them. Every code and where its value comes
 from in analysis.json is listed in docs/dicom-outputs.md.
 
-The document is marked preliminary and unverified: these are drafts for a cardiologist.
+The document is marked preliminary and unverified: these are drafts for a cardiologist. The
+review page's signature makes a new one (`Verification`): final, verified, its predecessor the
+draft.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import highdicom as hd
+from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
@@ -41,25 +45,45 @@ HAS_OBS_CONTEXT = hd.sr.RelationshipTypeValues.HAS_OBS_CONTEXT
 INFERRED_FROM = hd.sr.RelationshipTypeValues.INFERRED_FROM
 
 SERIES_DESCRIPTION = "angioscribe draft report (unverified)"
+VERIFIED_SERIES_DESCRIPTION = "angioscribe report verified by a cardiologist"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A cardiologist's signature of version `version` of the report: the SR it makes is
+    final and verified by `observer` (a DICOM person name) of `organization`, a new instance
+    in its own series that names the preliminary SR it replaces (Predecessor Documents)."""
+
+    observer: str
+    organization: str
+    version: int
+    predecessor: Dataset
 
 
 def write_sr(study: Mapping[str, Any], sources: StudySources, path: Path,
-             languages: Sequence[str]) -> Path:
-    """Write the study's Comprehensive SR to `path` (UTF-8 text, ISO_IR 192)."""
+             languages: Sequence[str], verification: Verification | None = None) -> Path:
+    """Write the study's Comprehensive SR to `path` (UTF-8 text, ISO_IR 192): the
+    preliminary draft, or with `verification` the signed report."""
+    kind = "sr" if verification is None else f"sr-verified-{verification.version}"
+    series = "sr" if verification is None else "sr-verified"
     document = hd.sr.ComprehensiveSR(
         evidence=list(sources.headers.values()),
         content=CathReport(study, sources, languages),
-        series_instance_uid=sources.uid("sr-series"),
-        series_number=SERIES_NUMBERS["sr"],
-        sop_instance_uid=sources.uid("sr"),
-        instance_number=1,
+        series_instance_uid=sources.uid(f"{series}-series"),
+        series_number=SERIES_NUMBERS[series],
+        sop_instance_uid=sources.uid(kind),
+        instance_number=1 if verification is None else verification.version,
         manufacturer=MANUFACTURER,
         is_complete=True,
-        is_final=False,
-        is_verified=False,
+        is_final=verification is not None,
+        is_verified=verification is not None,
+        verifying_observer_name=verification and verification.observer,
+        verifying_organization=verification and verification.organization,
+        previous_versions=verification and [verification.predecessor],
     )
     document.SpecificCharacterSet = "ISO_IR 192"
-    document.SeriesDescription = SERIES_DESCRIPTION
+    document.SeriesDescription = (SERIES_DESCRIPTION if verification is None
+                                  else VERIFIED_SERIES_DESCRIPTION)
     document.SoftwareVersions = __version__
     document.save_as(path, enforce_file_format=True)
     return path
