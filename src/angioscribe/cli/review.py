@@ -1,7 +1,9 @@
-"""`angioscribe review export|import`: the model-blinded clinician review of drafts.
+"""`angioscribe review export|import|serve|user add`: the clinician's review of drafts.
 
-Both commands make one thing from all their inputs (a blinded review set, Table 4), so a bad
-input stops them with an error naming it and exit code 3 (`angioscribe.cli.refusal`).
+`export` and `import` are the model-blinded review on paper (CSV); `serve` is the review page
+in a browser (docs/review.md) and `user add` makes its log-ins. Each makes one thing from its
+inputs, so a bad input stops it with an error naming it and exit code 3
+(`angioscribe.cli.refusal`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,22 @@ from angioscribe.errors import InputError
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Blind review: export drafts for a clinician without model names, import the scores.",
+    help="Clinician review: the review page (serve, user add); blind review export/import.",
 )
+user_app = typer.Typer(no_args_is_help=True, help="Users of the review page.")
+app.add_typer(user_app, name="user")
+
+TargetArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="RESULTS_DIR_OR_QUEUE_URL",
+        help="A results folder (analysis.json), the service's data folder or its queue URL.",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="The service's config: its studies and destinations."),
+]
 
 
 @app.command("export")
@@ -95,3 +111,75 @@ def import_(
         (out / "review_table.json").write_text(json_document(table))
         score_histograms(scores, out / "review_scores.png")
         typer.echo(f"wrote {out}/review_table.json and review_scores.png", err=True)
+
+
+@app.command("serve")
+def serve(
+    target: TargetArgument,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    config: ConfigOption = None,
+    blind: Annotated[
+        Path | None,
+        typer.Option("--blind", help="A set from `review export`: score it under its codes."),
+    ] = None,
+    organization: Annotated[
+        str, typer.Option("--organization", help="Verifying organization of signed SRs.")
+    ] = "angioscribe review",
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="HTTPS certificate.")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="HTTPS private key.")] = None,
+) -> None:
+    """The review page: studies, evidence, drafts to edit, score and sign (docs/review.md).
+
+    Runs until stopped (Ctrl-C). Exit code 2 on a usage error, 3 when the target, the config
+    or the blind set cannot be used.
+    """
+    import uvicorn
+
+    from angioscribe.review.app import Review, create_app
+    from angioscribe.review.blind import load_blind_set
+    from angioscribe.review.store import ReviewStore
+    from angioscribe.review.studies import open_target
+
+    try:
+        opened = open_target(target, config)
+        blind_set = load_blind_set(blind) if blind else None
+        store = ReviewStore(opened.store_url)
+    except InputError as error:
+        refuse(error)
+    if not store.users():
+        typer.echo("no user yet: add one with `angioscribe review user add`", err=True)
+    app_ = create_app(Review(opened, store, blind_set, organization))
+    typer.echo(f"review page on http{'s' if tls_cert else ''}://{host}:{port}/", err=True)
+    uvicorn.run(app_, host=host, port=port, log_level="warning",
+                ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+
+
+@user_app.command("add")
+def user_add(
+    target: TargetArgument,
+    name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ -).")],
+    role: Annotated[str, typer.Option("--role", help="reader or admin.")] = "reader",
+    config: ConfigOption = None,
+) -> None:
+    """Add a user, or set an existing user's password and role; the password is read from
+    stdin (one line). Their sessions end. Exit code 0 when saved, 2 on a usage error, 3 when
+    the target is unusable or the name, role or password refused."""
+    import sys
+
+    from angioscribe.review.auth import add_user
+    from angioscribe.review.store import ReviewStore
+    from angioscribe.review.studies import open_target
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"password for {name}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        store = ReviewStore(open_target(target, config).store_url)
+        add_user(store, name, password, role, by="cli")
+    except InputError as error:
+        refuse(error)
+    typer.echo(f"user {name} ({role}) saved", err=True)
