@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,13 +88,14 @@ class FeatureCache:
     def load_or_compute(self, source: Path, read: Callable[[], Cine],
                         encoder: FrameFeatureEncoder) -> np.ndarray:
         """Cached features of `source`, else `cine_features(read(), ...)` written to the cache
-        (atomically: an interrupted run never leaves half a file)."""
+        (atomically, through a file of this process's own: an interrupted run never leaves
+        half a file, and processes warming one cache together never share a temporary)."""
         path = self.path_for(source)
         if path.is_file():
             return np.load(path)
         features = cine_features(read(), encoder, self.config)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp.npy")
+        temporary = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
         np.save(temporary, features)
         temporary.replace(path)
         return features

@@ -17,11 +17,12 @@ class StudyPooling(nn.Module):
     def __init__(self, dim: int, mode: str, heads: int, dropout: float) -> None:
         super().__init__()
         self.mode = mode
-        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        self.attention = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout,
-                                                    batch_first=True, norm_first=True)
         self.norm = nn.LayerNorm(dim)
-        nn.init.trunc_normal_(self.cls, std=0.02)
+        if mode == "attention":  # only then: DDP refuses parameters a forward never uses
+            self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+            self.attention = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout,
+                                                        batch_first=True, norm_first=True)
+            nn.init.trunc_normal_(self.cls, std=0.02)
 
     def forward(self, videos: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         if self.mode == "mean":

@@ -57,12 +57,13 @@ class VideoStudyModel(nn.Module):
         return outputs
 
     def frozen_prefixes(self) -> tuple[str, ...]:
-        """State-dict prefixes of the parts that never train: they load from their packages,
-        not from the artifact, which stays a few MB."""
-        prefixes = []
-        if self.config.video_encoder == FRAME_FEATURES:
+        """State-dict prefixes of the frozen parts with package weights: they load from their
+        packages, not from the artifact, which stays a few MB (frozen random weights, in
+        tests, travel in the artifact)."""
+        config, prefixes = self.config, []
+        if config.video_encoder == FRAME_FEATURES and config.video_pretrained:
             prefixes.append("video.frame_encoder.")
-        if not self.config.train_text:
+        if config.text_pretrained and not config.train_text:
             prefixes.append("text.bert.")
         return tuple(prefixes)
 
