@@ -51,7 +51,8 @@ def write_signed_sr(study: Mapping[str, Any], analysis_dir: Path, texts: Mapping
     except (OSError, pydicom.errors.InvalidDicomError) as error:
         raise InputError(preliminary, f"cannot read the preliminary SR: {error}") from None
     path = preliminary.with_name(f"sr-signed-v{version}.dcm")
-    verification = Verification(signer, organization, version, predecessor)
+    # A user name is one name component; the trailing caret says so in a DICOM person name.
+    verification = Verification(f"{signer}^", organization, version, predecessor)
     return write_sr(signed_study(study, texts, signer), read_sources(study), path,
                     list(texts), verification)
 
