@@ -11,6 +11,7 @@ too. Responses are not cached and may not be framed (patient data).
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
@@ -76,9 +77,12 @@ def create_app(review: Review) -> FastAPI:
 
 
 templates = Jinja2Templates(directory=HERE / "templates")
+# The audit trail's before/after as JSON that keeps Japanese readable (autoescaped as text).
+templates.env.filters["readable_json"] = lambda value: json.dumps(value, ensure_ascii=False)
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context["blind_mode"] = review_of(request).blind is not None
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
@@ -164,8 +168,7 @@ def _study_routes(app: FastAPI) -> None:
         review = review_of(request)
         rows = [(entry, review_state(review.store, entry.id))
                 for entry in review.target.source.studies()]
-        return render(request, "studies.html", session=session, rows=rows,
-                      blind=review.blind is not None)
+        return render(request, "studies.html", session=session, rows=rows)
 
     @app.get("/studies/{sid}")
     def study_page(request: Request, sid: str) -> HTMLResponse:
