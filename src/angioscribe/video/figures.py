@@ -43,12 +43,13 @@ def retrieval_figure(retrieval: dict[str, Any], path: Path) -> Path:
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(5, 4))
     for direction, values in retrieval.items():
+        name = direction.replace("_", " ")
         line, = axis.plot(RECALL_AT, [values[f"recall@{k}"] for k in RECALL_AT], marker="o",
-                          label=direction.replace("_", " "))
+                          label=name)
         axis.plot(RECALL_AT, [values[f"chance_recall@{k}"] for k in RECALL_AT],
-                  linestyle=":", color=line.get_color(), label=f"chance ({direction[:4]})")
+                  linestyle=":", color=line.get_color(), label=f"{name}, chance")
     axis.set(xlabel="k", ylabel="Recall@k", ylim=(0, 1.02), xscale="log",
-             title="Retrieval")
+             title="Retrieval", xticks=RECALL_AT, xticklabels=[str(k) for k in RECALL_AT])
     axis.legend(fontsize=8)
     return _save(figure, path)
 
