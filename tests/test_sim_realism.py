@@ -11,12 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from angioscribe.anatomy import SEGMENTS
 from angioscribe.regions import Region
 from angioscribe.scope import ScopeVerdict
 from angioscribe.sim.anatomy3d import CODE_SEGMENTS
 from angioscribe.sim.realism import (
+    LAD_FRAME_SEGMENTS,
+    LCX_FRAME_SEGMENTS,
     SIGNIFICANT_PERCENT,
     Models,
+    arcade_style_truth,
     lesion_core_px,
     measure_realism,
     truth_regions,
@@ -32,11 +36,16 @@ def study() -> SimulatedStudy:
 
 
 class TruthSegments:
-    """Answers each key frame with the simulator's segment outlines."""
+    """Answers each key frame with the simulator's segment outlines (`arcade_style`: only
+    those ARCADE would annotate)."""
 
-    def __init__(self, study: SimulatedStudy) -> None:
-        self.by_frame = {view.cine.frames[view.best_frame].tobytes():
-                         truth_regions(view.cine.masks[view.best_frame]) for view in study.views}
+    def __init__(self, study: SimulatedStudy, arcade_style: bool = False) -> None:
+        self.by_frame = {}
+        for view in study.views:
+            truth = truth_regions(view.cine.masks[view.best_frame])
+            if arcade_style:
+                truth = arcade_style_truth(truth, view.laterality, view.arm.secondary_deg)
+            self.by_frame[view.cine.frames[view.best_frame].tobytes()] = truth
 
     def regions(self, frame: np.ndarray) -> list[Region]:
         return self.by_frame[frame.tobytes()]
@@ -107,3 +116,29 @@ def test_models_that_see_nothing_score_zero(study):
     assert summary["syntax_f1"] == 0.0
     assert summary["lesion_recall_study"] == 0.0
 
+
+
+def segment_names(regions: list[Region]) -> set[str]:
+    return {number for region in regions for number, segment in SEGMENTS.items()
+            if segment.arcade_id == region.category_id}
+
+
+def test_arcade_style_truth_annotates_the_artery_a_view_is_taken_for(study):
+    by_view = {view.view: view for view in study.views}
+    caudal, cranial, right = by_view["RAO Caudal"], by_view["RAO Cranial"], study.views[-1]
+    # The LCX is occluded proximally in this study: its caudal view shows the left main.
+    for view, kept, shown in ((caudal, LCX_FRAME_SEGMENTS, {"5"}),
+                              (cranial, LAD_FRAME_SEGMENTS, {"5", "6", "7"})):
+        truth = truth_regions(view.cine.masks[view.best_frame])
+        styled = segment_names(arcade_style_truth(truth, "LCA", view.arm.secondary_deg))
+        assert shown <= styled <= kept
+        assert styled < segment_names(truth)  # the other artery's segments are left out
+    truth = truth_regions(right.cine.masks[right.best_frame])
+    assert arcade_style_truth(truth, "RCA", right.arm.secondary_deg) == truth
+
+
+def test_arcade_style_f1_scores_against_the_annotated_artery(study):
+    oracle = Models(TruthSegments(study, arcade_style=True), SeesNothing(), AcceptsAll())
+    summary = measure_realism([study], oracle).summary()
+    assert summary["syntax_f1_arcade_style"] == pytest.approx(1.0)
+    assert summary["syntax_f1"] < 1.0  # the full masks have segments it did not outline
