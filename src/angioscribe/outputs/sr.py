@@ -68,7 +68,7 @@ def write_sr(study: Mapping[str, Any], sources: StudySources, path: Path,
     series = "sr" if verification is None else "sr-verified"
     document = hd.sr.ComprehensiveSR(
         evidence=list(sources.headers.values()),
-        content=CathReport(study, sources, languages),
+        content=CathReport(study, sources, languages, guideline_plan=verification is None),
         series_instance_uid=sources.uid(f"{series}-series"),
         series_number=SERIES_NUMBERS[series],
         sop_instance_uid=sources.uid(kind),
@@ -90,10 +90,13 @@ def write_sr(study: Mapping[str, Any], sources: StudySources, path: Path,
 
 
 class CathReport(hd.sr.ContainerContentItem):
-    """The root CONTAINER (18745-0, LN, "Cardiac Catheterization Report"), after TID 3800."""
+    """The root CONTAINER (18745-0, LN, "Cardiac Catheterization Report"), after TID 3800.
+
+    `guideline_plan` False leaves out the guideline's recommendation: a signed report's plan
+    is the one its signer wrote in the impression, which may differ from the guideline's."""
 
     def __init__(self, study: Mapping[str, Any], sources: StudySources,
-                 languages: Sequence[str]) -> None:
+                 languages: Sequence[str], guideline_plan: bool = True) -> None:
         super().__init__(name=c.REPORT_TITLE)
         provenance = study.get("provenance") or {}
         items: list[hd.sr.ContentItem] = [
@@ -105,7 +108,8 @@ class CathReport(hd.sr.ContainerContentItem):
                   if lang in languages}
         if drafts:
             items.append(ImpressionsSection(drafts))
-            items.append(RecommendationsSection(study.get("study_findings") or [], drafts))
+            if guideline_plan:
+                items.append(RecommendationsSection(study.get("study_findings") or [], drafts))
         frames = [reference for path, frame in key_frames(study)
                   if (reference := sources.frame(path, frame)) is not None]
         if frames:
