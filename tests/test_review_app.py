@@ -25,6 +25,7 @@ from angioscribe.service.config import Destination, ServiceConfig
 from dicom_network import RecordingDestination
 from review_data import PASSWORDS, add_readers, results_folder, service_data
 
+RECOMMENDATION = "121075"  # DCM code of a Recommendation TEXT item
 JA_EDIT = "右冠動脈造影。RCA #2に50%の狭窄を認めます。至適薬物療法を継続してください。"
 
 
@@ -63,6 +64,11 @@ def study_page(browser: TestClient) -> tuple[str, str]:
 def snapshot(store: ReviewStore, sid: str) -> tuple:
     return (store.versions(sid), store.scores(sid), [(a.user, a.action, a.item, a.before, a.after)
                                                     for a in store.audit()])
+
+
+def concept_codes(dataset: pydicom.Dataset) -> list[str]:
+    return [element.value[0].CodeValue for element in dataset.iterall()
+            if element.keyword == "ConceptNameCodeSequence"]
 
 
 def edit_form(page: str, ja: str, base: int) -> dict[str, str]:
@@ -150,6 +156,15 @@ def test_a_1_mb_draft_is_refused_and_nothing_changes(review):
     assert alice.post(f"/studies/{sid}/drafts", data=huge).status_code == 413
     just_over = edit_form(page, "a" * (MAX_BODY_BYTES // 2 - 1000), 0)  # under the body limit
     assert alice.post(f"/studies/{sid}/drafts", data=just_over).status_code == 413
+
+    def streamed():  # no Content-Length: the limit counts the bytes as they come
+        yield f"csrf_token={csrf_of(page)}&base_version=0&draft_ja=".encode()
+        for _ in range(64):
+            yield b"a" * 16384
+
+    chunked = alice.post(f"/studies/{sid}/drafts", content=streamed(),
+                         headers={"content-type": "application/x-www-form-urlencoded"})
+    assert chunked.status_code == 413
     assert snapshot(review.store, sid) == before
 
 
@@ -259,6 +274,9 @@ def test_signing_sends_a_verified_sr_that_supersedes_the_preliminary(tmp_path):
     assert sr.SeriesInstanceUID != preliminary.SeriesInstanceUID
     texts = [element.value for element in sr.iterall() if element.keyword == "TextValue"]
     assert JA_EDIT in texts and preliminary.VerificationFlag == "UNVERIFIED"
+    # the plan signed is the one in the signer's text: no guideline Recommendation (121075)
+    assert RECOMMENDATION in concept_codes(preliminary)
+    assert RECOMMENDATION not in concept_codes(sr)
     assert [a.action for a in store.audit(sid)][-2:] == ["sign", "send"]
     if shutil.which("dciodvfy"):
         checked = subprocess.run(["dciodvfy", str(tmp_path / "pacs" / f"{sr.SOPInstanceUID}.dcm")],
