@@ -20,6 +20,10 @@ from pynetdicom.transport import ThreadedAssociationServer
 # receiver damaged, which is what the network fuzz test needs.
 _config.STORE_SEND_CHUNKED_DATASET = True
 MAX_CONTEXTS = 100  # per association; the standard allows 128
+# How long the sender waits for a status: twice pynetdicom's 30 s default, because on a shared
+# machine a receiver's fsync can wait many seconds behind other processes' writes; a slow
+# status is an answer, an association that ends without one is not.
+STATUS_TIMEOUT_S = 60.0
 
 # Why a file got no DIMSE status (StoreResult.problem)
 NOT_SENDABLE = "not sendable"  # too broken for the sender to frame (no readable file meta)
@@ -88,6 +92,7 @@ def _batches(outgoing: list[_Outgoing]) -> list[list[_Outgoing]]:
 def _store_batch(batch: list[_Outgoing], host: str, port: int, called_ae: str,
                  calling_ae: str) -> list[StoreResult]:
     ae = AE(calling_ae)
+    ae.dimse_timeout = STATUS_TIMEOUT_S
     for sop_class, syntax in dict.fromkeys(item.context for item in batch):
         if UID(sop_class).is_valid and UID(syntax).is_valid:
             ae.add_requested_context(sop_class, syntax)
