@@ -1,6 +1,7 @@
 """End to end against a real PACS: a 7-view simulated study C-STOREd into Orthanc is routed by
 Orthanc's Lua script (deploy/orthanc) to `angioscribe serve`, which sends its Comprehensive SR,
-Key Object Selection and Encapsulated PDF back into the same study in Orthanc; the SR's lesions
+Key Object Selection and Encapsulated PDF back into the same study in Orthanc, once (the route
+does not send the study again when the results make it stable a second time); the SR's lesions
 are the `study_findings` that `angioscribe analyze` writes for the same files.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from angioscribe.sim.study import simulate_study
 from angioscribe.sim.writers import write_study
 from dicom_network import store_files
 from orthanc import StoredInstance, free_port, orthanc_available, running_orthanc
-from serve_process import ANGIOSCRIBE, start_serve
+from serve_process import ANGIOSCRIBE, queue_jobs, start_serve
 
 SEED = 0  # a study with lesions in both coronary trees
 VIEWS = (5, 2)  # left, right
@@ -34,6 +36,8 @@ RESULT_CLASSES = {ComprehensiveSRStorage, KeyObjectSelectionDocumentStorage,
                   EncapsulatedPDFStorage}
 SERVICE_AET = "ANGIOSCRIBE"
 RESULTS_TIMEOUT_S = 240.0  # model loading, 7 cines, EN + JA drafts on a shared 2-core machine
+SETTLE_S = 4.0  # > Orthanc's stable age + the service's stable wait: time for a loop to show
+ROUTED_LINE = "angioscribe route: sent"  # deploy/orthanc/route-to-angioscribe.lua's log line
 
 # Models loading in the worker, 7 cines analysed twice (by the service and by `analyze`): about
 # two minutes on a shared 2-core machine.
@@ -102,9 +106,11 @@ def test_study_stored_into_orthanc_comes_back_with_sr_kos_and_pdf(tmp_path: Path
             assert [result.status for result in stored] == [0x0000] * len(files)
             instances = orthanc.wait_for_instances(study.study_instance_uid, has_results,
                                                    RESULTS_TIMEOUT_S)
+            time.sleep(SETTLE_S)  # the results make the study stable again: nothing may loop
         finally:
             assert serve.stop() == 0, serve.log()[-3000:]
         assert has_results(instances), (serve.log()[-3000:], orthanc.log()[-2000:])
+        assert orthanc.log().count(ROUTED_LINE) == 1, orthanc.log()[-2000:]
         results = [item for item in instances if item.sop_class_uid in RESULT_CLASSES]
         assert len(results) == len(RESULT_CLASSES)
         assert {item.remote_aet for item in results} == {SERVICE_AET}
@@ -113,6 +119,9 @@ def test_study_stored_into_orthanc_comes_back_with_sr_kos_and_pdf(tmp_path: Path
         sr_id = next(item.orthanc_id for item in results
                      if item.sop_class_uid == ComprehensiveSRStorage)
         sr = pydicom.dcmread(BytesIO(orthanc.get_bytes(f"/instances/{sr_id}/file")))
+    [job] = queue_jobs(tmp_path / "data")
+    assert (job["study_uid"], job["state"], job["attempts"]) == (
+        study.study_instance_uid, "sent", 1)
     _, errors = analyze.communicate(timeout=RESULTS_TIMEOUT_S)
     assert analyze.returncode == 0, errors[-3000:]
     analysis = json.loads((tmp_path / "analyze" / "analysis.json").read_text())
