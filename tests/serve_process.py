@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orthanc import free_port
-
 ANGIOSCRIBE = Path(sys.executable).with_name("angioscribe")
-READY_LINE = "listening on"
+READY = re.compile(r'"listening on [^"]*:(\d+)"')  # the ready line, with the port it took
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
@@ -68,11 +67,12 @@ class ServeProcess:
         return self.process.returncode
 
 
-def start_serve(data_dir: Path, destinations: list[str], *, port: int | None = None,
+def start_serve(data_dir: Path, destinations: list[str], *, port: int = 0,
                 ae_title: str = "ANGIOSCRIBE", stable_seconds: float = 1.0, workers: int = 2,
                 extra: tuple[str, ...] = ()) -> ServeProcess:
-    """Start `angioscribe serve` on loopback and wait until it logs that it listens."""
-    port = port or free_port()
+    """Start `angioscribe serve` on loopback and wait until it logs that it listens; port 0
+    lets it take any free port (read back from its "listening on HOST:PORT" line), so tests
+    running at once never race for one."""
     command = [str(ANGIOSCRIBE), "serve", "--data", str(data_dir), "--port", str(port),
                "--ae-title", ae_title, "--stable-seconds", str(stable_seconds),
                "--workers", str(workers), *extra]
@@ -86,12 +86,13 @@ def start_serve(data_dir: Path, destinations: list[str], *, port: int | None = N
                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
     serve = ServeProcess(process, data_dir, ae_title, port, log_path)
     deadline = time.monotonic() + START_TIMEOUT_S
-    while READY_LINE not in serve.log()[log_start:]:
+    while (ready := READY.search(serve.log()[log_start:])) is None:
         if not serve.alive() or time.monotonic() > deadline:
             serve.stop()
             raise RuntimeError(f"angioscribe serve did not start ({' '.join(command)}):\n"
                                + serve.log()[log_start:][-3000:])
         time.sleep(0.1)
+    serve.port = int(ready.group(1))
     return serve
 
 
