@@ -87,7 +87,8 @@ def test_without_a_session_pages_redirect_and_images_and_api_answer_401(review):
         response = anonymous.get(url, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == "/login"
     for url in (image, "/api/studies", f"/api/studies/{sid}", "/blind/sheet.csv"):
-        assert anonymous.get(url).status_code == 401
+        refused = anonymous.get(url)
+        assert refused.status_code == 401 and refused.json() == {"detail": "log in first"}
     assert "Content-Security-Policy" in alice.get("/").headers
 
 
@@ -184,8 +185,9 @@ def test_edit_shows_changes_then_sign_freezes_and_a_later_edit_is_a_new_version(
     # Bob's page still shows version 0: his sign would sign text he has not seen
     _, bob_page = study_page(bob)
     stale = bob.post(f"/studies/{sid}/sign", data={"csrf_token": csrf_of(bob_page),
-                                                   "base_version": "0"})
-    assert stale.status_code == 409
+                                                   "base_version": "0"},
+                     headers={"accept": "text/html"})
+    assert stale.status_code == 409 and "reload" in stale.text  # a page for the browser
     signed = alice.post(f"/studies/{sid}/sign", data={"csrf_token": csrf_of(saved.text),
                                                       "base_version": "1"})
     assert 'id="signed"' in signed.text

@@ -151,7 +151,7 @@ def serve(
         typer.echo("no user yet: add one with `angioscribe review user add`", err=True)
     app_ = create_app(Review(opened, store, blind_set, organization))
     typer.echo(f"review page on http{'s' if tls_cert else ''}://{host}:{port}/", err=True)
-    uvicorn.run(app_, host=host, port=port, log_level="warning",
+    uvicorn.run(app_, host=host, port=port, log_level="warning", server_header=False,
                 ssl_certfile=tls_cert, ssl_keyfile=tls_key)
 
 

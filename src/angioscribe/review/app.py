@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from angioscribe.errors import AngioscribeError, InputError
@@ -71,6 +73,7 @@ def create_app(review: Review) -> FastAPI:
     app.middleware("http")(_security_headers)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(LoginRequired, _to_login)
+    app.add_exception_handler(StarletteHTTPException, _refusal)
     for register in (_login_routes, _study_routes, _blind_routes, _api_routes):
         register(app)
     return app
@@ -156,6 +159,17 @@ def _login_page(request: Request, status: int, message: str) -> HTMLResponse:
 
 async def _to_login(_request: Request, _error: Exception) -> Response:
     return see_other("/login")
+
+
+async def _refusal(request: Request, error: StarletteHTTPException) -> Response:
+    """A refusal as a page for a browser (with a way back), as JSON for anything else."""
+    if "text/html" not in request.headers.get("accept", ""):
+        return await http_exception_handler(request, error)
+    response = render(request, "refused.html", error.status_code,
+                      session=auth.session_of(request), detail=error.detail,
+                      code=error.status_code)
+    response.headers.update(error.headers or {})
+    return response
 
 
 # --- studies -----------------------------------------------------------------------------------

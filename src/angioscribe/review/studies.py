@@ -38,6 +38,11 @@ class StudyEntry:
     service_state: str | None
     analysis_dir: Path
 
+    @property
+    def analysed(self) -> bool:
+        """Whether its analysis is there to review (the service's may still be running)."""
+        return (self.analysis_dir / ANALYSIS_FILE).is_file()
+
 
 def study_id(key: str) -> str:
     """A URL-safe id: the key itself when it is a UID or a plain name, else a hash of it."""
