@@ -7,23 +7,28 @@ import csv
 import re
 import shutil
 import subprocess
+import threading
+from datetime import UTC, datetime, timedelta
 
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from angioscribe.cli import app as cli_app
+from angioscribe.errors import InputError
 from angioscribe.evaluate.blind_review import ERROR_COLUMNS, export_review, import_review
 from angioscribe.report.records import Draft
 from angioscribe.review.app import MAX_BODY_BYTES, Review, create_app
 from angioscribe.review.auth import SESSION_COOKIE, check_password
 from angioscribe.review.blind import load_blind_set
-from angioscribe.review.store import ReviewStore
+from angioscribe.review.store import ReviewStore, metadata
 from angioscribe.review.studies import Target, open_target
 from angioscribe.service.config import Destination, ServiceConfig
 from dicom_network import RecordingDestination
 from review_data import PASSWORDS, add_readers, results_folder, service_data
+from test_service_queue import postgres_url  # noqa: F401  (the PostgreSQL server fixture)
 
 RECOMMENDATION = "121075"  # DCM code of a Recommendation TEXT item
 JA_EDIT = "右冠動脈造影。RCA #2に50%の狭窄を認めます。至適薬物療法を継続してください。"
@@ -302,3 +307,47 @@ def test_user_add_reads_the_password_from_stdin(tmp_path):
     assert check_password(store, "dora", "dora-password-9") is not None
     assert check_password(store, "dora", "dora-password-8") is None
     assert (folder / "review.sqlite").is_file()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """An empty review store's URL on each database the service may use."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'review.sqlite'}"
+    server = request.getfixturevalue("postgres_url")
+    engine = create_engine(server)
+    metadata.drop_all(engine)
+    engine.dispose()
+    return server
+
+
+def test_the_store_on_sqlite_and_postgresql_of_two_signatures_at_once_keeps_one(store_url):
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    store = ReviewStore(store_url, clock=lambda: now[0])
+    add_readers(store)
+    store.add_version("S1", {"ja": "RCA #2に90%狭窄"}, {"ja": {}}, "alice", {"ja": "machine"})
+    barrier, outcomes = threading.Barrier(2), []
+
+    def sign(user: str) -> None:
+        barrier.wait()
+        try:
+            store.sign("S1", 1, user)
+            outcomes.append(user)
+        except InputError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=sign, args=(user,)) for user in ("alice", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (winner,) = [outcome for outcome in outcomes if outcome != "refused"]
+    assert outcomes.count("refused") == 1
+    (version,) = store.versions("S1")
+    assert version.signed_by == winner and version.texts["ja"] == "RCA #2に90%狭窄"
+    assert [(a.user, a.action) for a in store.audit("S1")] == [("alice", "draft.edit"),
+                                                               (winner, "sign")]
+    store.start_session("token", store.user("bob"), "csrf")
+    assert store.session("token").user == "bob"
+    now[0] += timedelta(hours=9)  # unused longer than a working day: over
+    assert store.session("token") is None

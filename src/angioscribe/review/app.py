@@ -212,7 +212,10 @@ def _study_routes(app: FastAPI) -> None:
         _check_base(review.store, entry.id, form)
         if texts == current:
             return see_other(f"/studies/{sid}?message=No+change+to+save.")
-        version = save_version(review.store, entry.id, texts, session.user, current)
+        try:
+            version = save_version(review.store, entry.id, texts, session.user, current)
+        except InputError as error:
+            raise HTTPException(status_code=409, detail=str(error)) from None
         return see_other(f"/studies/{sid}?message=Saved+as+version+{version.version}.")
 
     @app.post("/studies/{sid}/score")

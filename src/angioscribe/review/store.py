@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from angioscribe.errors import InputError
 
@@ -249,17 +250,21 @@ class ReviewStore:
     def add_version(self, study: str, texts: Mapping[str, str], findings: Mapping[str, Any],
                     author: str, before: Mapping[str, str]) -> Version:
         """Save `texts` as the study's next version; `before` is the text it replaces (the
-        previous version's, or the machine drafts'), kept in the audit entry."""
-        with self.engine.begin() as conn:
-            number = 1 + (conn.execute(
-                select(versions_table.c.version).where(versions_table.c.study == study)
-                .order_by(versions_table.c.version.desc())).scalar() or 0)
-            conn.execute(versions_table.insert().values(
-                study=study, version=number, texts=dict(texts), findings=dict(findings),
-                author=author, created_at=self.clock()))
-            self._audit(conn, author, "draft.edit", study, dict(before),
-                        {"version": number, **texts})
-            return self._version(conn, study, number)
+        previous version's, or the machine drafts'), kept in the audit entry. Two saves at
+        once cannot both take the same number: the later one is refused (InputError)."""
+        try:
+            with self.engine.begin() as conn:
+                number = 1 + (conn.execute(
+                    select(versions_table.c.version).where(versions_table.c.study == study)
+                    .order_by(versions_table.c.version.desc())).scalar() or 0)
+                conn.execute(versions_table.insert().values(
+                    study=study, version=number, texts=dict(texts), findings=dict(findings),
+                    author=author, created_at=self.clock()))
+                self._audit(conn, author, "draft.edit", study, dict(before),
+                            {"version": number, **texts})
+                return self._version(conn, study, number)
+        except IntegrityError:
+            raise InputError(study, "another version was saved at the same time") from None
 
     def sign(self, study: str, version: int, user: str, detail: str | None = None) -> Version:
         """Sign `version` of the study; it must be the latest and not signed yet."""
@@ -269,13 +274,14 @@ class ReviewStore:
                 .order_by(versions_table.c.version.desc())).scalar()
             if latest != version:
                 raise InputError(study, f"version {version} is not the latest ({latest})")
-            current = self._version(conn, study, version)
-            if current.signed:
-                raise InputError(study, f"version {version} is already signed by "
-                                        f"{current.signed_by}")
-            conn.execute(versions_table.update().where(
-                (versions_table.c.study == study) & (versions_table.c.version == version))
+            # only an unsigned row is updated: of two signatures at once, one wins
+            signed = conn.execute(versions_table.update().where(
+                (versions_table.c.study == study) & (versions_table.c.version == version)
+                & versions_table.c.signed_by.is_(None))
                 .values(signed_by=user, signed_at=self.clock()))
+            if signed.rowcount != 1:
+                raise InputError(study, f"version {version} is already signed by "
+                                        f"{self._version(conn, study, version).signed_by}")
             self._audit(conn, user, "sign", study, {"version": version, "signed": False},
                         {"version": version, "signed": True}, detail)
             return self._version(conn, study, version)
