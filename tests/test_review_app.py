@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from angioscribe.cli import app as cli_app
@@ -23,7 +22,7 @@ from angioscribe.report.records import Draft
 from angioscribe.review.app import MAX_BODY_BYTES, Review, create_app
 from angioscribe.review.auth import SESSION_COOKIE, check_password
 from angioscribe.review.blind import load_blind_set
-from angioscribe.review.store import ReviewStore, metadata
+from angioscribe.review.store import ReviewStore
 from angioscribe.review.studies import Target, open_target
 from angioscribe.service.config import Destination, ServiceConfig
 from dicom_network import RecordingDestination
@@ -311,14 +310,11 @@ def test_user_add_reads_the_password_from_stdin(tmp_path):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path):
-    """An empty review store's URL on each database the service may use."""
+    """A new review store's URL on each database the service may use (the PostgreSQL server
+    is this session's own; only this test makes review tables there)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'review.sqlite'}"
-    server = request.getfixturevalue("postgres_url")
-    engine = create_engine(server)
-    metadata.drop_all(engine)
-    engine.dispose()
-    return server
+    return request.getfixturevalue("postgres_url")
 
 
 def test_the_store_on_sqlite_and_postgresql_of_two_signatures_at_once_keeps_one(store_url):
