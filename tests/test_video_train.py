@@ -85,6 +85,20 @@ def test_train_resume_export_predict_evaluate(tmp_path, studies):
     assert report["retrieval"]["text_to_video"]["candidates"] == 4
     assert all(os.path.getsize(path) > 0 for path in report["figures"])
     json.dumps(report)
+    result = CliRunner().invoke(app, ["evaluate", "video", str(studies), "--model", str(artifact),
+                                      "--split", "val", "--bootstrap", "10", "--json",
+                                      "--out", str(tmp_path / "cli-eval")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli-eval" / "metrics.json").is_file()
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {row["finding"] for row in rows} >= {"cto", "text_to_video", "video_to_text"}
+    result = CliRunner().invoke(app, ["retrieve", "LCA: no stenosis.", str(studies.parent / "s1"),
+                                      str(studies.parent / "s2"), "--model", str(artifact),
+                                      "--top", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    ranked = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["rank"] for row in ranked] == [1, 2, 3]
+    assert ranked[0]["similarity"] >= ranked[1]["similarity"] >= ranked[2]["similarity"]
 
 
 def test_mvit_and_bert_run_a_step_and_an_evaluation(tmp_path, studies):
