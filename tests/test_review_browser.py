@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -86,12 +87,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def photograph(driver: webdriver.Chrome, folder: Path, name: str) -> Path:
-    """The whole page as PNG (the window stretched to the page's height)."""
+def photograph(driver: webdriver.Chrome, folder: Path, name: str, part: Any = None) -> Path:
+    """The whole page as PNG (the window stretched to the page's height), or one `part`."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1400, min(max(height, 600), 6000))
     path = folder / f"review-{name}.png"
-    driver.save_screenshot(str(path))
+    if part is None:
+        driver.save_screenshot(str(path))
+    else:
+        part.screenshot(str(path))
     driver.set_window_size(1400, 1000)
     if os.environ.get("ANGIOSCRIBE_DOCS_FIGURES") == "1":
         shutil.copyfile(path, DOCS_FIGURES / path.name)
@@ -142,8 +146,8 @@ def test_read_edit_score_sign_and_a_second_reader_sees_the_signed_text(site, bro
     browser.find_element(By.ID, "save-drafts").click()
     changes = browser.find_element(By.ID, "changes")
     assert "50 %" in changes.text and "medical" in changes.text
-    browser.execute_script("arguments[0].scrollIntoView()", changes)
-    photograph(browser, tmp_path, "edited")
+    drafts_section = changes.find_element(By.XPATH, "./ancestor::section")
+    photograph(browser, tmp_path, "edited", drafts_section)
 
     browser.find_element(By.NAME, "overall").clear()
     browser.find_element(By.NAME, "overall").send_keys("7")
