@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from angioscribe.anatomy import DEEPCORO_SEGMENTS
 from angioscribe.video.config import VideoConfig
+from angioscribe.video.data import read_table
 from angioscribe.video.evaluate import auprc, auroc, youden
 from angioscribe.video.frames import clip_indices, clip_stride
 from angioscribe.video.losses import clip_loss, siglip_loss
@@ -76,3 +78,25 @@ def test_retrieval_ranks_and_chance_levels():
     two = np.zeros((1, 4), bool)
     two[0, :2] = True  # two positives of four: a random first pick hits half the time
     assert retrieval_metrics(np.zeros((1, 4)), two)["chance_recall@1"] == pytest.approx(0.5)
+
+
+def test_simulator_table_without_report_or_split_gets_texts_from_its_labels(tmp_path):
+    header = ("DICOMPath,ss_event_cath_id,ss_patient_id,main_structure,prox_lad_stenosis,"
+              "prox_lad_stenosis_binary,prox_lad_calcif_binary,prox_lad_cto,prox_lad_thrombus,"
+              "prox_rca_stenosis,prox_rca_calcif_binary,pda_stenosis")
+    rows = [f"S{i}/dicom/01_LCA.dcm,S{i},P{i},Left Coronary,90,1,severe,False,False,0,none,"
+            for i in range(40)]
+    rows.append("S0/dicom/02_RCA.dcm,S0,P0,Right Coronary,90,1,severe,False,False,0,none,")
+    (tmp_path / "deepcoro.csv").write_text("\n".join([header, *rows]) + "\n")
+    studies = read_table(tmp_path / "deepcoro.csv", val_fraction=0.25)
+    assert len(studies) == 40 and len(studies[0].videos) == 2
+    left, right = studies[0].videos
+    assert left.text == "LCA: Proximal LAD 90% stenosis, calcified."
+    assert right.text == "RCA: no stenosis."
+    lad = DEEPCORO_SEGMENTS.index("Proximal LAD")
+    pda = DEEPCORO_SEGMENTS.index("PDA")
+    assert studies[0].labels[lad].tolist() == [90, 1, 0, 0, 1]
+    assert np.isnan(studies[0].labels[pda]).all()  # empty: unknown, not healthy
+    splits = {study.split for study in studies}
+    assert splits == {"train", "val"}
+    assert read_table(tmp_path / "deepcoro.csv", 0.25)[5].split == studies[5].split
