@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,11 @@ from angioscribe.cli.contract import RecordSink, finish
 from angioscribe.cli.output import JsonOption, print_records, progress, stderr
 from angioscribe.cli.refusal import refuse
 from angioscribe.errors import AngioscribeError, InputError
+
+if TYPE_CHECKING:
+    from angioscribe.study import Study
+    from angioscribe.video.features import FeatureCache
+    from angioscribe.video.study_model import VideoStudyModel
 
 DEFAULT_MODEL = "video-effnetl0"
 ModelOption = Annotated[str, typer.Option(
@@ -31,20 +36,17 @@ StudiesArgument = Annotated[list[Path], typer.Argument(
 RETRIEVE_COLUMNS = ("rank", "similarity", "study", "path")
 
 
-def _load(model: str, cache: Path | None):  # -> (VideoStudyModel, FeatureCache | None)
-    import torch
-
+def _load(model: str, cache: Path | None) -> tuple[VideoStudyModel, FeatureCache | None]:
     from angioscribe.video.features import FeatureCache
     from angioscribe.video.zoo import create_video_model
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     network, _ = create_video_model(model)
     store = FeatureCache(cache, network.config) if cache and network.config.cached_features \
         else None
     return network, store
 
 
-def _studies(folder: Path) -> list:
+def _studies(folder: Path) -> list[Study]:
     from angioscribe.io import read_studies
 
     if not folder.is_dir():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +89,7 @@ def read_table(path: str | Path, val_fraction: float = 0.2) -> list[StudyRecord]
     return list(studies.values())
 
 
-def _first_present(source: Path, columns, names: tuple[str, ...]) -> str:
+def _first_present(source: Path, columns: Iterable[str], names: tuple[str, ...]) -> str:
     for name in names:
         if name in columns:
             return name

@@ -130,6 +130,16 @@ def select_split(studies: list[StudyRecord], names: tuple[str, ...], limit: int 
     return chosen[:limit] if limit else chosen
 
 
+def study_set(model: VideoStudyModel, studies: list[StudyRecord],
+              feature_cache: str | None) -> StudySet:
+    """The studies as model inputs, frame features cached under `feature_cache` when the
+    model's encoder trains on cached features (and a folder is given)."""
+    settings = model.config
+    cache = FeatureCache(feature_cache, settings) if feature_cache and settings.cached_features \
+        else None
+    return StudySet(studies, model.video.prepare, cache, settings.max_videos)
+
+
 class VideoTraining:
     """Model, cached datasets, loss and validation of the video study model."""
 
@@ -142,20 +152,16 @@ class VideoTraining:
         if config.init_from:
             load_video_weights(self.model, config.init_from)
         studies = read_table(self.settings.table, self.settings.val_fraction)
-        self.train_set = self.dataset(select_split(studies, ("train",), config.train_limit))
-        self.val_set = self.dataset(select_split(studies, ("val", "validation"),
-                                                 config.val_limit))
+        cache = self.settings.feature_cache
+        self.train_set = study_set(self.model, select_split(studies, ("train",),
+                                                            config.train_limit), cache)
+        self.val_set = study_set(self.model, select_split(studies, ("val", "validation"),
+                                                          config.val_limit), cache)
         if not len(self.train_set) or not len(self.val_set):
             raise InputError(self.settings.table, f"needs train and val studies, has "
                              f"{len(self.train_set)} and {len(self.val_set)}")
         for dataset in (self.train_set, self.val_set):
             dataset.warm()
-
-    def dataset(self, studies: list[StudyRecord]) -> StudySet:
-        settings = self.settings
-        cache = FeatureCache(settings.feature_cache, settings) if settings.cached_features \
-            else None
-        return StudySet(studies, self.model.video.prepare, cache, settings.max_videos)
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         return study_batch_loss(model, batch, self.settings)
@@ -199,10 +205,9 @@ def export_best(config: TrainConfig, checkpoint: Path | None = None,
     source = checkpoint or export_checkpoint(out_dir)
     model = build_video_study_model(settings.to_dict(), encoder_pretrained=False)
     state = load_model_weights(source, model)
-    training = VideoTraining.__new__(VideoTraining)
-    training.settings, training.model = settings, model
     studies = read_table(settings.table, settings.val_fraction)
-    val_set = training.dataset(select_split(studies, ("val", "validation"), config.val_limit))
+    val_set = study_set(model, select_split(studies, ("val", "validation"), config.val_limit),
+                        settings.feature_cache)
     report = evaluation(model, val_set)
     entry = video_entry(config.model, settings, thresholds=_thresholds(report))
     artifact = save_video_artifact(model, entry, destination or out_dir / f"{config.model}"
@@ -231,9 +236,7 @@ def evaluate_table(model: VideoStudyModel, table: str | Path, splits: tuple[str,
     studies = select_split(read_table(table, settings.val_fraction), splits, None)
     if not studies:
         raise InputError(table, f"no studies in split {', '.join(splits)}")
-    cache = FeatureCache(feature_cache, settings) if feature_cache and settings.cached_features \
-        else None
-    dataset = StudySet(studies, model.video.prepare, cache, settings.max_videos)
+    dataset = study_set(model, studies, feature_cache)
     collected = collect(model, dataset)
     labels = np.stack([study.labels for study in studies])
     report = {"table": str(table), "splits": list(splits),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +30,9 @@ from angioscribe.models.registry import (
     shipped_weights_dir,
 )
 from angioscribe.video.config import MVIT, VideoConfig
+
+if TYPE_CHECKING:
+    from angioscribe.video.study_model import VideoStudyModel
 
 TASK = "video"
 ARCHITECTURE = "angioscribe.video.study_model:build_video_study_model"
@@ -95,7 +99,7 @@ def artifact_path(source: str) -> Path:
     return path
 
 
-def create_video_model(source: str):  # -> tuple[VideoStudyModel, ModelEntry]
+def create_video_model(source: str) -> tuple[VideoStudyModel, ModelEntry]:
     """(model in eval mode, entry) of a trained video model: its frozen encoders from their
     packages, its trained weights from the artifact."""
     from angioscribe.video.study_model import build_video_study_model
