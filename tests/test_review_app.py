@@ -173,6 +173,15 @@ def test_a_1_mb_draft_is_refused_and_nothing_changes(review):
     assert snapshot(review.store, sid) == before
 
 
+def test_a_draft_is_shown_as_text_never_as_markup(review):
+    alice = log_in(review, "alice")
+    sid, page = study_page(alice)
+    script = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    saved = alice.post(f"/studies/{sid}/drafts", data=edit_form(page, JA_EDIT + script, 0))
+    assert script not in saved.text and "&lt;script&gt;" in saved.text
+    assert review.store.latest(sid).texts["ja"] == JA_EDIT + script
+
+
 def test_edit_shows_changes_then_sign_freezes_and_a_later_edit_is_a_new_version(review):
     alice, bob = log_in(review, "alice"), log_in(review, "bob")
     sid, page = study_page(alice)
