@@ -23,8 +23,7 @@ from angioscribe.review.app import MAX_BODY_BYTES, Review, create_app
 from angioscribe.review.auth import SESSION_COOKIE, check_password
 from angioscribe.review.blind import load_blind_set
 from angioscribe.review.store import ReviewStore
-from angioscribe.review.studies import Target, open_target
-from angioscribe.service.config import Destination, ServiceConfig
+from angioscribe.review.studies import open_target
 from dicom_network import RecordingDestination
 from review_data import PASSWORDS, add_readers, results_folder, service_data
 from test_service_queue import postgres_url  # noqa: F401  (the PostgreSQL server fixture)
@@ -259,10 +258,10 @@ def test_signing_sends_a_verified_sr_that_supersedes_the_preliminary(tmp_path):
     data, study = service_data(tmp_path)
     destination = RecordingDestination(folder=tmp_path / "pacs").start()
     try:
-        service = ServiceConfig(data_dir=data,
-                                destinations=(Destination.parse(destination.address),))
-        opened = open_target(str(data))
-        target = Target(opened.source, opened.store_url, service)
+        config = tmp_path / "service.yaml"
+        config.write_text(f"data_dir: {data}\ndestinations:\n  - {destination.address}\n",
+                          encoding="utf-8")
+        target = open_target(str(config))
         store = ReviewStore(target.store_url)
         add_readers(store)
         review = Review(target, store, organization="Heart Centre")

@@ -34,12 +34,9 @@ TargetArgument = Annotated[
     str,
     typer.Argument(
         metavar="RESULTS_DIR_OR_QUEUE_URL",
-        help="A results folder (analysis.json), the service's data folder or its queue URL.",
+        help="A results folder (analysis.json), the service's data folder, its queue URL or "
+        "its config file (YAML; signed reports then go to its destinations).",
     ),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="The service's config: its studies and destinations."),
 ]
 
 
@@ -118,7 +115,6 @@ def serve(
     target: TargetArgument,
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    config: ConfigOption = None,
     blind: Annotated[
         Path | None,
         typer.Option("--blind", help="A set from `review export`: score it under its codes."),
@@ -142,7 +138,7 @@ def serve(
     from angioscribe.review.studies import open_target
 
     try:
-        opened = open_target(target, config)
+        opened = open_target(target)
         blind_set = load_blind_set(blind) if blind else None
         store = ReviewStore(opened.store_url)
     except InputError as error:
@@ -160,7 +156,6 @@ def user_add(
     target: TargetArgument,
     name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ -).")],
     role: Annotated[str, typer.Option("--role", help="reader or admin.")] = "reader",
-    config: ConfigOption = None,
 ) -> None:
     """Add a user, or set an existing user's password and role; the password is read from
     stdin (one line). Their sessions end. Exit code 0 when saved, 2 on a usage error, 3 when
@@ -178,7 +173,7 @@ def user_add(
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        store = ReviewStore(open_target(target, config).store_url)
+        store = ReviewStore(open_target(target).store_url)
         add_user(store, name, password, role, by="cli")
     except InputError as error:
         refuse(error)

@@ -140,19 +140,19 @@ class Target:
     service: Any = None  # ServiceConfig when the studies are the service's
 
 
-def open_target(target: str, config: Path | None = None) -> Target:
-    """A results folder, a service data folder or a queue URL (or a service config file).
+def open_target(target: str) -> Target:
+    """A results folder, the service's data folder, its queue URL or its config file (YAML,
+    which also names the destinations of signed reports).
 
     Raises InputError naming `target` when it is none of these.
     """
-    if config is not None:
-        from angioscribe.service.config import load_config
-
-        service = load_config(config)
-        return _service_target(service)
     if "://" in target:
         return _queue_target(target)
     folder = Path(target)
+    if folder.suffix in (".yaml", ".yml") and folder.is_file():
+        from angioscribe.service.config import load_config
+
+        return _service_target(load_config(folder))
     if (folder / ANALYSIS_FILE).is_file():
         return Target(ResultsFolder(folder), f"sqlite:///{(folder / STORE_FILE).resolve()}")
     if (folder / "queue.db").is_file() or (folder / "results").is_dir():
@@ -160,7 +160,7 @@ def open_target(target: str, config: Path | None = None) -> Target:
 
         return _service_target(ServiceConfig(data_dir=folder))
     raise InputError(target, f"is neither a results folder (with {ANALYSIS_FILE}), a service "
-                             "data folder (with queue.db) nor a queue URL")
+                             "data folder (with queue.db), a queue URL nor a service config")
 
 
 def _service_target(service: Any) -> Target:
@@ -170,7 +170,7 @@ def _service_target(service: Any) -> Target:
 
 def _queue_target(url: str) -> Target:
     """A queue URL: a SQLite queue's results are beside its file; other databases need the
-    data folder from a service config (--config)."""
+    data folder from the service's config file."""
     from sqlalchemy.engine import make_url
 
     from angioscribe.service.config import ServiceConfig
@@ -178,6 +178,6 @@ def _queue_target(url: str) -> Target:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         raise InputError(url, "a database other than a SQLite file does not say where the "
-                              "results are: give the service's config with --config")
+                              "results are: give the service's config file instead")
     data_dir = Path(parsed.database).parent
     return _service_target(ServiceConfig(data_dir=data_dir, queue_url=url))
