@@ -24,6 +24,7 @@ from angioscribe.review.auth import SESSION_COOKIE, check_password
 from angioscribe.review.blind import load_blind_set
 from angioscribe.review.store import ReviewStore
 from angioscribe.review.studies import open_target
+from angioscribe.service.sender import SendError
 from dicom_network import RecordingDestination
 from review_data import PASSWORDS, add_readers, results_folder, service_data
 from test_service_queue import postgres_url  # noqa: F401  (the PostgreSQL server fixture)
@@ -297,6 +298,28 @@ def test_signing_sends_a_verified_sr_that_supersedes_the_preliminary(tmp_path):
                                  capture_output=True, text=True, check=False)
         lines = (checked.stdout + checked.stderr).splitlines()
         assert not [line for line in lines if line.startswith(("Error", "Warning - Value"))], lines
+
+
+def test_a_failed_send_keeps_the_signature_and_is_audited(tmp_path):
+    data, _ = service_data(tmp_path)
+    config = tmp_path / "service.yaml"
+    config.write_text(f"data_dir: {data}\ndestinations:\n  - PACS@127.0.0.1:9\n",
+                      encoding="utf-8")
+
+    def refusing(destination, files, calling_ae, tls):
+        raise SendError(destination, "association rejected")
+
+    target = open_target(str(config))
+    store = ReviewStore(target.store_url)
+    add_readers(store)
+    alice = log_in(Review(target, store, send=refusing), "alice")
+    sid, page = study_page(alice)
+    signed = alice.post(f"/studies/{sid}/sign", data={"csrf_token": csrf_of(page),
+                                                      "base_version": "0"})
+    assert "was not sent" in signed.text and 'id="signed"' in signed.text
+    assert store.latest(sid).signed_by == "alice"
+    failure = store.audit(sid)[-1]
+    assert failure.action == "send.failed" and "PACS@127.0.0.1:9" in failure.detail
 
 
 def test_user_add_reads_the_password_from_stdin(tmp_path):
