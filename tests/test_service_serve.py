@@ -10,6 +10,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def test_an_unknown_key_or_bad_value_names_the_file_and_the_key(tmp_path):
 
 
 def test_the_example_config_is_valid():
-    config = load_config(REPO / "configs" / "service.yaml")
+    config = load_config(REPO / "deploy" / "service.yaml")
     assert config.accept_from and config.destinations and config.health_port
 
 
@@ -132,9 +133,9 @@ def test_a_dead_worker_is_replaced_and_workers_end_with_the_service(tmp_path):
         first = wait_for_event(service, "worker started")["pid"]
         os.kill(first, signal.SIGKILL)
         wait_for_event(service, "worker died; starting a new one", timeout=30)
-        second = [event["pid"] for event in service.log_events()
-                  if event["event"] == "worker started"][-1]
-        assert second != first and process_alive(second)
+        second = wait_for_event(service, "worker started", timeout=30,
+                                where=lambda entry: entry["pid"] != first)["pid"]
+        assert process_alive(second)
     finally:
         service.kill()  # as kill -9 or a power cut: no shutdown runs
     deadline = time.monotonic() + 30  # it may still be importing when the service dies
@@ -143,10 +144,15 @@ def test_a_dead_worker_is_replaced_and_workers_end_with_the_service(tmp_path):
     assert not process_alive(second), "a worker outlived the service it belonged to"
 
 
-def wait_for_event(service: Any, event: str, timeout: float = 30) -> dict[str, Any]:
+def wait_for_event(service: Any, event: str, timeout: float = 30,
+                   where: Callable[[dict[str, Any]], bool] = lambda entry: True
+                   ) -> dict[str, Any]:
+    """The latest log entry of `event` that `where` accepts; the child processes log on their
+    own time, so a test waits for the entry rather than reading the log once."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [entry for entry in service.log_events() if entry["event"] == event]
+        found = [entry for entry in service.log_events()
+                 if entry["event"] == event and where(entry)]
         if found:
             return found[-1]
         time.sleep(0.1)

@@ -1,6 +1,6 @@
 """`angioscribe serve`: the cath-lab service (DICOM listener, queue, workers, result sending).
 
-Settings come from `--config FILE` (YAML, `configs/service.yaml` documents every key) and the
+Settings come from `--config FILE` (YAML, `deploy/service.yaml` documents every key) and the
 flags below, which override single keys of the file, so one command starts the service
 without a file. Exit codes: 0 after a SIGTERM/SIGINT stop, 3 when it cannot start (the error
 names the file or flag and the problem: an unknown key, a bad value, a port in use).

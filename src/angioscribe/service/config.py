@@ -1,6 +1,6 @@
 """The service's settings: one frozen dataclass, read from a YAML file, overridden by flags.
 
-A cath-lab team keeps one file (`configs/service.yaml` is a documented example); the flags of
+A cath-lab team keeps one file (`deploy/service.yaml` is a documented example); the flags of
 `angioscribe serve` override single values so one command starts the service without a file.
 Every value is checked when it is read, and a wrong one is an `InputError` naming the file (or
 "command line") and the key, so a typo fails at start-up instead of at the first study.
