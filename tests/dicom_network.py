@@ -1,19 +1,23 @@
 """Both DICOM network ends of the service tests: a C-STORE sender for files (the cath lab or a
 PACS pushing a study to the service) and a Storage SCP that records every instance the service
-sends back (the destination PACS), so a test can count what arrived and how often.
+sends back (the destination PACS), so a test can count what arrived and how often, and that
+answers C-FIND queries about what it holds, as a PACS does.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dsutils import split_dataset
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 from pynetdicom.transport import ThreadedAssociationServer
 
 # Files go out as stored (pynetdicom reads only their file meta): a damaged file reaches the
@@ -142,16 +146,22 @@ class Received:
     modality: str
     calling_ae: str
     at: float
+    series_uid: str = ""
+    content_date: str = ""
+    content_time: str = ""
 
 
 @dataclass
 class RecordingDestination:
     """A Storage SCP on loopback that accepts every storage SOP class in every transfer syntax
     and records each instance in arrival order (a resend is recorded again: that is the point).
-    With `folder`, the received files are kept there as <SOPInstanceUID>.dcm."""
+    With `folder`, the received files are kept there as <SOPInstanceUID>.dcm. With
+    `answers_find`, it answers Study Root C-FIND queries at IMAGE level from what it recorded
+    (study, series and SOP Instance UIDs matched, content date and time returned)."""
 
     ae_title: str = "DESTINATION"
     folder: Path | None = None
+    answers_find: bool = True
     received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadedAssociationServer | None = None
@@ -170,8 +180,11 @@ class RecordingDestination:
         ae = AE(self.ae_title)
         for context in StoragePresentationContexts:
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-        self._server = ae.start_server(("127.0.0.1", 0), block=False,
-                                       evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
+        handlers = [(evt.EVT_C_STORE, self._on_store)]
+        if self.answers_find:
+            ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+            handlers.append((evt.EVT_C_FIND, self._on_find))
+        self._server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
         return self
 
     def stop(self) -> None:
@@ -192,5 +205,32 @@ class RecordingDestination:
             self.received.append(Received(
                 str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID),
                 str(dataset.SOPClassUID), str(dataset.get("Modality", "")),
-                event.assoc.requestor.ae_title, time.monotonic()))
+                event.assoc.requestor.ae_title, time.monotonic(),
+                str(dataset.get("SeriesInstanceUID", "")), str(dataset.get("ContentDate", "")),
+                str(dataset.get("ContentTime", ""))))
         return 0x0000
+
+    def _on_find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
+        query = event.identifier
+        if query.get("QueryRetrieveLevel") != "IMAGE":
+            yield 0xA900, None  # identifier does not match SOP class: only IMAGE is answered
+            return
+        wanted = {"study_uid": "StudyInstanceUID", "series_uid": "SeriesInstanceUID",
+                  "sop_instance_uid": "SOPInstanceUID"}
+        held = {item.sop_instance_uid: item for item in self.snapshot()}  # a resend replaces
+        for item in held.values():
+            if all(not query.get(keyword) or str(query.get(keyword)) == getattr(item, name)
+                   for name, keyword in wanted.items()):
+                yield 0xFF00, _identifier(item)
+
+
+def _identifier(item: Received) -> Dataset:
+    """A C-FIND answer for one instance the destination holds."""
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "IMAGE"
+    identifier.StudyInstanceUID = item.study_uid
+    identifier.SeriesInstanceUID = item.series_uid
+    identifier.SOPInstanceUID = item.sop_instance_uid
+    identifier.ContentDate = item.content_date
+    identifier.ContentTime = item.content_time
+    return identifier

@@ -55,11 +55,15 @@ def bundle(study_uid: str) -> dict:
 
 class Sender:
     """Records each file acknowledged, as (destination, file name); the (destination, file
-    name) pairs in `refusing` fail, once each."""
+    name) pairs in `refusing` fail, once each; those in `dying` are acknowledged and then fail
+    before the worker can mark them (as a kill would), once each. `held` answers which files
+    a destination has, as `sender.instances_held` does."""
 
-    def __init__(self, refusing: tuple[tuple[Destination, str], ...] = ()) -> None:
+    def __init__(self, refusing: tuple[tuple[Destination, str], ...] = (),
+                 dying: tuple[tuple[Destination, str], ...] = ()) -> None:
         self.sent: list[tuple[str, str]] = []
         self.refusing = set(refusing)
+        self.dying = set(dying)
 
     def __call__(self, destination: Destination, files: list[Path], calling_ae: str,
                  tls: object = None) -> None:
@@ -68,6 +72,13 @@ class Sender:
                 self.refusing.discard((destination, file.name))
                 raise OSError(f"{destination} refused {file.name}")
             self.sent.append((str(destination), file.name))
+            if (destination, file.name) in self.dying:
+                self.dying.discard((destination, file.name))
+                raise OSError(f"died after {destination} acknowledged {file.name}")
+
+    def held(self, destination: Destination, files: list[Path], calling_ae: str,
+             tls: object = None) -> set[Path]:
+        return {file for file in files if (str(destination), file.name) in self.sent}
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +184,7 @@ def test_a_failed_send_is_retried_with_only_what_was_not_acknowledged(config, mo
     queue = arrived(config, study_uid, files)
     outputs, sender = Outputs(), Sender(refusing=((ARCHIVE, "kos.dcm"),))
     worker = Worker(config, name="w1", models=models, write_objects=outputs, send=sender,
-                    retry_seconds=0)
+                    ask=sender.held, retry_seconds=0)
     assert worker.run_once()
     job = queue.job(study_uid)
     assert (job.state, job.sent_to) == (State.DRAFTED, [str(PACS)])
@@ -181,12 +192,27 @@ def test_a_failed_send_is_retried_with_only_what_was_not_acknowledged(config, mo
     assert "OSError at" in job.error  # not the message: it could quote a header value
     assert "refused" not in job.error
     restarted = Worker(config, name="w2", models=models, write_objects=outputs, send=sender,
-                       retry_seconds=0)
+                       ask=sender.held, retry_seconds=0)
     assert restarted.run_once()
     assert queue.job(study_uid).state == State.SENT
     assert sender.sent == [(str(PACS), "sr.dcm"), (str(PACS), "kos.dcm"),
                            (str(ARCHIVE), "sr.dcm"), (str(ARCHIVE), "kos.dcm")]
     assert len(outputs.studies) == 1  # sending again needs no new analysis
+
+
+def test_a_file_acknowledged_but_not_marked_is_not_sent_again(config, models, study):
+    study_uid, files = study
+    queue = arrived(config, study_uid, files)
+    outputs, sender = Outputs(), Sender(dying=((ARCHIVE, "kos.dcm"),))
+    worker = Worker(config, name="w1", models=models, write_objects=outputs, send=sender,
+                    ask=sender.held, retry_seconds=0)
+    assert worker.run_once()
+    assert queue.job(study_uid).stored[str(ARCHIVE)] == ["sr.dcm"]  # kos.dcm arrived unmarked
+    assert worker.run_once()
+    job = queue.job(study_uid)
+    assert (job.state, job.stored[str(ARCHIVE)]) == (State.SENT, ["kos.dcm", "sr.dcm"])
+    assert sorted(sender.sent) == sorted(set(sender.sent))
+    assert len(sender.sent) == 4
 
 
 def test_a_study_held_by_a_killed_worker_is_analysed_again_when_it_restarts(config, models,

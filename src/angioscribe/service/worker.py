@@ -9,10 +9,14 @@ The DICOM objects are C-STOREd to each destination that does not have them yet a
 Bundle is PUT to the FHIR endpoint when one is configured; each file is marked in the queue
 right after the destination acknowledged it.
 
-Exactly once, and where it is not: a worker killed between an acknowledgement and its mark
-sends that one file again on the next attempt. The objects' SOP Instance UIDs (and the FHIR
-Bundle's id, which it is PUT under) are derived from the study, so the destination replaces
-it rather than storing a second copy; the window is one database write wide.
+Nothing sent twice, and where that rests on the destination: a worker killed between an
+acknowledgement and its mark leaves a file the destination has but the queue does not know of.
+An attempt that only sends (an earlier one drafted the files) therefore first asks each
+DICOM destination which of the unmarked files it holds (`sender.instances_held`, a C-FIND per
+file) and marks those without sending them. A destination that cannot be asked (it offers no
+Query/Retrieve FIND) gets them again, under the same SOP Instance UIDs, which it replaces
+rather than stores twice; so does the FHIR endpoint, whose Bundle is PUT under an id derived
+from the study.
 
 Any exception while processing a study fails that attempt (`JobQueue.fail`) and the worker
 goes on with the next study. The queue stores the text of angioscribe's own errors (which
@@ -73,9 +77,9 @@ class Models:
 
 class Worker:
     """One worker, named `name` in the queue (the jobs it holds carry the name, so the ones
-    it held when it died can be found). `models` are loaded when not given; `write_objects`
-    and `send` default to `angioscribe.outputs.write_study_objects` and
-    `angioscribe.service.sender.send_files` (tests pass their own)."""
+    it held when it died can be found). `models` are loaded when not given; `write_objects`,
+    `send` and `ask` default to `angioscribe.outputs.write_study_objects`,
+    `angioscribe.service.sender.send_files` and `instances_held` (tests pass their own)."""
 
     def __init__(
         self,
@@ -84,6 +88,7 @@ class Worker:
         models: Models | None = None,
         write_objects: Callable[..., Any] | None = None,
         send: Callable[..., None] | None = None,
+        ask: Callable[..., set[Path] | None] | None = None,
         retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         single_threaded()
@@ -93,6 +98,7 @@ class Worker:
         self.models = models or Models.load(config)
         self.write_objects = write_objects or _write_study_objects
         self.send = send or _send_files
+        self.ask = ask or _instances_held
         self.retry_seconds = retry_seconds
 
     def run(self, stop: Event) -> None:
@@ -124,30 +130,43 @@ class Worker:
         """Analyse the study and write its objects (unless an earlier attempt drafted them
         and only sending was left), then send them where they have not been acknowledged:
         the DICOM objects to each DICOM destination, the FHIR Bundle to the FHIR endpoint."""
-        if job.state == State.ANALYSING:
+        resending = job.state != State.ANALYSING
+        if resending:
+            outputs, destinations = [Path(path) for path in job.outputs], job.destinations
+        else:
             outputs, destinations = self.draft(job.study_uid), self.destinations()
             self.queue.drafted(job.study_uid, outputs, destinations)
-        else:
-            outputs, destinations = [Path(path) for path in job.outputs], job.destinations
         for destination in destinations:
             if destination in job.sent_to:
                 continue
             if destination.startswith(FHIR_SCHEMES):
                 put_fhir(destination, next(path for path in outputs if path.suffix == ".json"))
             else:
-                self.store(job, destination, [path for path in outputs if path.suffix == ".dcm"])
+                self.store(job, destination, [path for path in outputs if path.suffix == ".dcm"],
+                           resending)
             self.queue.sent(job.study_uid, destination)
             log.info("study sent", extra={"study_uid": job.study_uid,
                                           "destination": destination})
 
-    def store(self, job: Job, destination: str, files: list[Path]) -> None:
+    def store(self, job: Job, destination: str, files: list[Path], resending: bool) -> None:
         """C-STORE the files the destination has not acknowledged yet, one association each,
         each marked as soon as it is acknowledged: a worker killed in the middle of a study's
-        objects sends only the rest after its restart."""
+        objects sends only the rest after its restart. When `resending` (an earlier attempt
+        may have sent a file and died before its mark), the files the destination says it
+        holds are marked without sending them."""
         acknowledged = job.stored.get(destination, [])
-        for file in (file for file in files if file.name not in acknowledged):
-            self.send(Destination.parse(destination), [file], self.config.calling_ae_title,
-                      tls=self.config.tls)
+        files = [file for file in files if file.name not in acknowledged]
+        target = Destination.parse(destination)
+        if resending and files:
+            held = self.ask(target, files, self.config.calling_ae_title,
+                            tls=self.config.tls) or set()
+            for file in (file for file in files if file in held):
+                self.queue.stored(job.study_uid, destination, file.name)
+                log.info("result already at the destination, not sent again", extra={
+                    "study_uid": job.study_uid, "destination": destination, "file": file.name})
+            files = [file for file in files if file not in held]
+        for file in files:
+            self.send(target, [file], self.config.calling_ae_title, tls=self.config.tls)
             self.queue.stored(job.study_uid, destination, file.name)
 
     def destinations(self) -> list[str]:
@@ -230,3 +249,9 @@ def _send_files(*args: Any, **kwargs: Any) -> None:
     from angioscribe.service.sender import send_files
 
     send_files(*args, **kwargs)
+
+
+def _instances_held(*args: Any, **kwargs: Any) -> set[Path] | None:
+    from angioscribe.service.sender import instances_held
+
+    return instances_held(*args, **kwargs)
