@@ -1,6 +1,7 @@
 """Asking a destination which results it holds before sending them again (C-FIND, Study Root,
 IMAGE level), against a recording destination on loopback: what it holds is left out, what it
-holds in another version is not, and a destination that cannot be asked gets everything."""
+holds in another version is not, and a destination that cannot be asked gets everything; and
+Orthanc, configured as deploy/orthanc documents, answers angioscribe's AE title and no other."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
 from angioscribe.service.config import Destination
 from angioscribe.service.sender import instances_held, send_files
 from dicom_network import RecordingDestination
+from orthanc import orthanc_available, running_orthanc
 
 CALLING_AE = "ANGIOSCRIBE"
 
@@ -96,3 +98,13 @@ def test_a_destination_without_c_find_cannot_be_asked_and_gets_both(files, caplo
         assert times_received(recording) == [1, 2]  # the held one again, same SOP Instance UID
     finally:
         recording.stop()
+
+
+@pytest.mark.skipif(not orthanc_available(),
+                    reason="Orthanc is not installed (Debian package orthanc)")
+def test_orthanc_tells_angioscribe_and_no_stranger_what_it_holds(files, tmp_path):
+    with running_orthanc(tmp_path / "orthanc", CALLING_AE, angioscribe_port=11112) as orthanc:
+        destination = Destination(orthanc.ae_title, "127.0.0.1", orthanc.dicom_port)
+        send_files(destination, files[:1], CALLING_AE)
+        assert instances_held(destination, files, CALLING_AE) == {files[0]}
+        assert instances_held(destination, files, "STRANGER") is None
