@@ -364,3 +364,44 @@ def test_compare_command_draws_the_figure(shared_data: Path, tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["sim", "compare", str(real), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 50_000
+
+
+def test_followup_keeps_the_patient_and_anatomy_and_progresses_every_lesion():
+    from angioscribe.sim.followup import Progression, simulate_followup
+    from angioscribe.sim.study import simulate_study
+    from angioscribe.sim.writers import xa_dataset
+
+    baseline = simulate_study(2, n_left=1, n_right=1)
+    followup = simulate_followup(2, Progression(grades=1, new_lesion_probability=1.0),
+                                 n_left=1, n_right=1)
+    assert followup.patient.patient_id == baseline.patient.patient_id
+    assert followup.study_id == f"{baseline.patient.patient_id}V2"
+    assert followup.truth()["visit"] == 2 and baseline.truth()["visit"] == 1
+    assert followup.patient.study_date > baseline.patient.study_date
+    assert followup.patient.birth_date == baseline.patient.birth_date
+    assert followup.anatomy.segments == baseline.anatomy.segments
+    assert followup.stents == baseline.stents
+    assert [(v.laterality, v.arm.primary_deg, v.arm.secondary_deg) for v in followup.views] == [
+        (v.laterality, v.arm.primary_deg, v.arm.secondary_deg) for v in baseline.views]
+    assert followup.study_instance_uid != baseline.study_instance_uid
+    assert (followup.views[0].sop_instance_uid(followup)
+            != baseline.views[0].sop_instance_uid(baseline))
+    after = {lesion.segment: lesion.stenosis_percent for lesion in followup.lesions}
+    before = {lesion.segment: lesion.stenosis_percent for lesion in baseline.lesions}
+    assert all(after[segment] >= grade for segment, grade in before.items())
+    assert any(after[segment] > grade for segment, grade in before.items())
+    assert len(after) == len(before) + 1  # the new lesion
+    assert after["7"] == 99  # a 99 % lesion does not occlude
+    first, second = xa_dataset(baseline, baseline.views[0]), xa_dataset(followup,
+                                                                        followup.views[0])
+    assert first.PatientID == second.PatientID and first.StudyDate < second.StudyDate
+
+
+def test_followup_narrowing_stops_short_of_an_occlusion():
+    from angioscribe.sim.followup import narrowed
+
+    lesion = Lesion("6", 50, 10.0, 0.5)
+    assert [narrowed(lesion, grades).stenosis_percent for grades in (0, 1, 2, 9)] == [
+        50, 75, 90, 99]
+    assert narrowed(replace(lesion, stenosis_percent=100), 2).stenosis_percent == 100
+    assert narrowed(replace(lesion, segment="5", stenosis_percent=75), 3).stenosis_percent == 90

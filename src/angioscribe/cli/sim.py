@@ -91,11 +91,21 @@ def videos(out: DatasetOutOption = Path("sim-videos"), n_studies: Annotated[int,
     "--n-studies", min=1, help="How many studies.")] = 100, seed: SeedOption = 0,
            val: Annotated[int, typer.Option("--val", min=0, help="Validation studies.")] = 20,
            test: Annotated[int, typer.Option("--test", min=0, help="Test studies.")] = 20,
+           followups: Annotated[float, typer.Option(
+               "--followups", min=0.0, max=1.0,
+               help="Share of patients who also get a follow-up study (visit 2).")] = 0.0,
+           progression: Annotated[int, typer.Option(
+               "--progression", min=1,
+               help="Follow-up lesions narrow by 1..this many grades (cycled).")] = 2,
            workers: WorkersOption = 1) -> None:
     """Studies for the video model, compact: RLE cines binned to 256 px, no masks, and
-    OUT/video.csv in DeepCORO-CLIP's schema with a Split column (docs/video.md).
+    OUT/video.csv in DeepCORO-CLIP's schema with Split and visit columns (docs/video.md).
     Exit code 0 when written, 2 on a usage error, 3 when OUT could not be written."""
-    from angioscribe.sim.video_dataset import split_names, write_video_dataset
+    from angioscribe.sim.video_dataset import (
+        followup_progressions,
+        split_names,
+        write_video_dataset,
+    )
     from angioscribe.sim.writers import dataset_seeds
 
     if val + test >= n_studies:
@@ -103,7 +113,9 @@ def videos(out: DatasetOutOption = Path("sim-videos"), n_studies: Annotated[int,
     seeds = dataset_seeds(seed, n_studies)
     try:
         table = write_video_dataset(out, progress(seeds, "Simulating studies", total=n_studies),
-                                    split_names(n_studies, val, test), workers=workers)
+                                    split_names(n_studies, val, test), workers=workers,
+                                    followups=followup_progressions(n_studies, followups,
+                                                                    progression))
     except (OSError, AngioscribeError) as error:
         refuse(error, source=out)
     typer.echo(f"{n_studies} studies in {out}; table {table}")

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from angioscribe.sim.render import RenderedCine, Timeline, noise_field, render_c
 from angioscribe.sim.reports import TreatmentPlan, diagnostic_summary, treatment_plan
 from angioscribe.sim.scene import Scene, build_scene
 from angioscribe.study import Study
+
+if TYPE_CHECKING:
+    from angioscribe.sim.followup import Progression
 
 # Standard projections (primary, secondary): the first four left and two right always taken.
 LEFT_VIEWS: tuple[tuple[float, float], ...] = (
@@ -127,15 +130,18 @@ class SimulatedStudy:
     stents: list[Stent]
     views: list[SimulatedView]
     plan: TreatmentPlan
+    visit: int = 1  # 1 for the baseline study, 2, 3, ... for follow-ups (sim.followup)
 
     @property
     def study_id(self) -> str:
-        return self.patient.patient_id
+        """The patient id, with the visit appended for a follow-up (`SIM...V2`)."""
+        return self.patient.patient_id + (f"V{self.visit}" if self.visit > 1 else "")
 
     def uid(self, *role: object) -> str:
-        """A deterministic DICOM UID in the 2.25 (UUID) form from the seed and a role
-        ("study", ("series", 3)): same seed, same UIDs; other seeds or roles, other UIDs."""
-        name = "/".join([UID_SALT, str(self.seed), *map(str, role)])
+        """A deterministic DICOM UID in the 2.25 (UUID) form from the seed, the visit of a
+        follow-up and a role ("study", ("series", 3)): same inputs, same UIDs; others, others."""
+        visit = [f"visit{self.visit}"] if self.visit > 1 else []
+        name = "/".join([UID_SALT, str(self.seed), *visit, *map(str, role)])
         return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}"
 
     @property
@@ -180,6 +186,7 @@ class SimulatedStudy:
             "simulator": f"angioscribe.sim {__version__}",
             "seed": self.seed,
             "study_id": self.study_id,
+            "visit": self.visit,
             "study_instance_uid": self.study_instance_uid,
             "patient": self.patient.to_dict(),
             "dominance": self.anatomy.dominance,
@@ -199,12 +206,13 @@ class SimulatedStudy:
             fps=view.timeline.fps, primary_angle=view.arm.primary_deg,
             secondary_angle=view.arm.secondary_deg,
             pixel_spacing_mm=(view.arm.pixel_spacing_mm, view.arm.pixel_spacing_mm),
-            sid_mm=view.arm.sid_mm, sod_mm=view.arm.sod_mm, patient_id=self.study_id,
+            sid_mm=view.arm.sid_mm, sod_mm=view.arm.sod_mm,
+            patient_id=self.patient.patient_id,
             study_uid=self.study_instance_uid, series_uid=view.series_instance_uid(self),
             sop_uid=view.sop_instance_uid(self), modality="XA",
             extra={"laterality": view.laterality},
         ) for view in self.views]
-        return Study(key=self.study_id, cines=cines, patient_id=self.study_id,
+        return Study(key=self.study_id, cines=cines, patient_id=self.patient.patient_id,
                      clinical_text=clinical_report(self.patient, "en"), language="en")
 
 
@@ -212,24 +220,32 @@ ViewRequest = tuple[Laterality, float, float]  # injected side, primary and seco
 
 
 def simulate_study(seed: int, n_left: int | None = None, n_right: int | None = None,
-                   views: Sequence[ViewRequest] | None = None, workers: int = 1
-                   ) -> SimulatedStudy:
+                   views: Sequence[ViewRequest] | None = None, workers: int = 1,
+                   progression: Progression | None = None) -> SimulatedStudy:
     """Everything about one study from one seed.
 
     `n_left`/`n_right` fix how many standard views are taken; `views` replaces the standard
     plan with exact (side, primary, secondary) angles, e.g. to match a real acquisition.
     Each view draws from its own child generator (spawned in view order), so `workers` > 1
     renders views in parallel threads (numpy releases the GIL) with identical results.
+    `progression` makes a follow-up of the seed's patient (`sim.followup`): same patient,
+    anatomy, stents and views, its lesions progressed, and a new acquisition (timing,
+    detector, noise) drawn from (seed, visit).
     """
     rng = np.random.default_rng(seed)
     patient = sample_patient(rng, f"SIM{seed:010d}")
     anatomy = build_anatomy(rng)
     stents = _prior_stents(rng, patient)
     lesions = sample_lesions(rng, anatomy, patient.acute, patient.calcium_risk)
+    visit_rng = np.random.default_rng([seed, progression.visit]) if progression else rng
+    if progression:
+        patient = progression.patient(patient)
+        lesions = progression.lesions(visit_rng, anatomy, lesions)
     effects = apply_lesions(anatomy, lesions, stents)
     scenes = {side: build_scene(anatomy, effects, side, rng) for side in ("LCA", "RCA")}
     plans = ([(side, (primary, secondary)) for side, primary, secondary in views] if views
              else _plan_views(rng, n_left, n_right))
+    rng = visit_rng
     arms = _fit_detector(rng, [(side, CArm(p, s)) for side, (p, s) in plans], scenes)
     fps = float(rng.choice(FRAME_RATES))
     cardiac = sample_cardiac_motion(rng)
@@ -250,7 +266,8 @@ def simulate_study(seed: int, n_left: int | None = None, n_right: int | None = N
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             views = list(pool.map(lambda job: render_view(*job), jobs))
-    return SimulatedStudy(seed, patient, anatomy, lesions, stents, views, treatment_plan(lesions))
+    return SimulatedStudy(seed, patient, anatomy, lesions, stents, views,
+                          treatment_plan(lesions), progression.visit if progression else 1)
 
 
 def _prior_stents(rng: np.random.Generator, patient: Patient) -> list[Stent]:

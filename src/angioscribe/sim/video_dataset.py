@@ -6,18 +6,21 @@ study keeps only its cines, binned 2 x 2 on the detector by default (256 px, pix
 doubled, as a cath-lab system bins; about 4x smaller: RLE alone saves nothing on quantum
 noise), RLE Lossless, and truth.json, and the dataset one `video.csv` in
 DeepCORO-CLIP's schema: `FileName`, `Report` (the side's summary, so left cines pair with
-left-territory text), `Split`, `StudyInstanceUID`, `ss_patient_id`, `main_structure` and the
-18 segments' label columns (docs/video.md).
+left-territory text), `Split`, `StudyInstanceUID`, `ss_patient_id`, `visit` (1, or 2 for a
+follow-up study of the same patient, `sim.followup`), `main_structure` and the 18 segments'
+label columns (docs/video.md). A follow-up keeps its patient's split, so no patient is in two.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from angioscribe.sim.followup import Progression, simulate_followup
 from angioscribe.sim.study import SimulatedStudy, SimulatedView, simulate_study
 from angioscribe.sim.writers import (
     MAIN_STRUCTURE,
@@ -62,6 +65,7 @@ def video_rows(study: SimulatedStudy, out: Path, split: str, binning: int = 2
             "StudyInstanceUID": study.study_instance_uid,
             "ss_patient_id": study.patient.patient_id,
             "ss_event_cath_id": study.study_id,
+            "visit": study.visit,
             "main_structure": MAIN_STRUCTURE[view.laterality],
             "view": view.view or "Other",
             "fps": view.timeline.fps,
@@ -85,13 +89,29 @@ def split_names(count: int, val: int, test: int) -> list[str]:
             for held in _spread(count, val + test)]
 
 
+def followup_progressions(count: int, share: float, max_grades: int = 2
+                          ) -> list[Progression | None]:
+    """A follow-up for `share` of `count` patients, evenly spread; their narrowing cycles
+    through 1..`max_grades` grades so the evaluation sees small and large progression."""
+    chosen = _spread(count, round(share * count))
+    followed = itertools.count()
+    return [Progression(grades=1 + next(followed) % max_grades) if pick else None
+            for pick in chosen]
+
+
 def write_video_dataset(out: Path, seeds: Iterable[int], splits: list[str],
-                        workers: int = 1, binning: int = 2) -> Path:
-    """Simulate and write each study (compact); `out/video.csv` lists all cines written so
-    far after each study, so a stopped run leaves a usable table."""
+                        workers: int = 1, binning: int = 2,
+                        followups: list[Progression | None] | None = None) -> Path:
+    """Simulate and write each study (compact), and the follow-up `followups` asks for
+    beside its patient's baseline; `out/video.csv` lists all cines written so far after each
+    patient, so a stopped run leaves a usable table."""
     out = Path(out)
     rows: list[dict[str, Any]] = []
-    for seed, split in zip(seeds, splits, strict=True):
+    followups = followups or [None] * len(splits)
+    for seed, split, progression in zip(seeds, splits, followups, strict=True):
         rows += video_rows(simulate_study(seed, workers=workers), out, split, binning)
+        if progression:
+            rows += video_rows(simulate_followup(seed, progression, workers), out, split,
+                               binning)
         write_csv(rows, out / TABLE)
     return out / TABLE

@@ -67,8 +67,8 @@ def xa_dataset(study: SimulatedStudy, view: SimulatedView) -> Dataset:
     time = f"{9 + view.series_number // 6:02d}{(view.series_number * 7) % 60:02d}00"
     # SOP common, patient, general study
     ds.SOPClassUID, ds.SOPInstanceUID = XRayAngiographicImageStorage, sop_uid
-    ds.PatientName = f"SIM^{study.study_id}"
-    ds.PatientID = study.study_id
+    ds.PatientName = f"SIM^{patient.patient_id}"
+    ds.PatientID = patient.patient_id  # a follow-up's study id adds its visit; the patient's not
     ds.PatientBirthDate = patient.birth_date.strftime("%Y%m%d")
     ds.PatientSex = patient.sex
     ds.PatientAge = f"{patient.age:03d}Y"
