@@ -12,11 +12,12 @@ right after the destination acknowledged it.
 Nothing sent twice, and where that rests on the destination: a worker killed between an
 acknowledgement and its mark leaves a file the destination has but the queue does not know of.
 An attempt that only sends (an earlier one drafted the files) therefore first asks each
-DICOM destination which of the unmarked files it holds (`sender.instances_held`, a C-FIND per
-file) and marks those without sending them. A destination that cannot be asked (it offers no
-Query/Retrieve FIND) gets them again, under the same SOP Instance UIDs, which it replaces
-rather than stores twice; so does the FHIR endpoint, whose Bundle is PUT under an id derived
-from the study.
+DICOM destination which of the unmarked files it holds, in the same version
+(`sender.instances_held`, a C-FIND per file), and marks those without sending them: with a
+destination that answers, a kill at any moment and a restart send no file twice. A destination
+that cannot be asked (it offers no Query/Retrieve FIND to our AE title) gets the unmarked files
+again, under the same SOP Instance UIDs, which it replaces rather than stores twice; so does
+the FHIR endpoint, whose Bundle is PUT under an id derived from the study.
 
 Any exception while processing a study fails that attempt (`JobQueue.fail`) and the worker
 goes on with the next study. The queue stores the text of angioscribe's own errors (which
