@@ -144,9 +144,10 @@ def evaluate_video(
 ) -> None:
     """Per-segment and per-finding AUROC, AUPRC, sensitivity/specificity at Youden, MAE and
     Pearson r with patient-level bootstrap CIs, and retrieval both ways with chance levels, on
-    the studies of TABLE in SPLIT; writes OUT/metrics.json, roc.png, retrieval.png and
-    embeddings.png. Exit code 0 when scored, 2 on a usage error, 3 when the table or model
-    cannot be used (the error names it)."""
+    the studies of TABLE in SPLIT, and serial studies of one patient against different
+    patients' (embedding distances); writes OUT/metrics.json, roc.png, retrieval.png,
+    embeddings.png and serial.png. Exit code 0 when scored, 2 on a usage error, 3 when the
+    table or model cannot be used (the error names it)."""
     from angioscribe.video.training import evaluate_table
 
     try:
@@ -178,4 +179,8 @@ def summary_rows(report: dict) -> list[dict]:
         rows.append({"finding": direction, "n": values["queries"],
                      "recall@10": f"{values['recall@10']:.3f}",
                      "chance": f"{values['chance_recall@10']:.3f}"})
+    serial = report.get("serial", {})
+    if "same_patient_auroc" in serial:  # serial pairs closer than different patients' studies
+        rows.append({"finding": "serial_same_patient", "n": serial["serial_pairs"],
+                     "auroc": f"{serial['same_patient_auroc']:.3f}"})
     return rows

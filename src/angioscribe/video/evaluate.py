@@ -4,6 +4,11 @@ Binary findings (>= 70 % stenosis, CTO, thrombus, calcification): AUROC, AUPRC, 
 and specificity at the Youden threshold, over all (study, segment) pairs whose label is known
 and per segment where it has positives. Stenosis %: MAE and Pearson r. CIs resample patients
 (`angioscribe.evaluate.bootstrap`), as a patient's studies and segments are not independent.
+
+Serial studies of one patient (a baseline and its follow-ups): the cosine distance between
+their study embeddings against the distances between studies of different patients, and
+whether more progression (the summed change of the segments' stenosis %) moves the embedding
+further (Spearman's rho over the serial pairs).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import pearsonr, rankdata
+from scipy.stats import pearsonr, rankdata, spearmanr
 
 from angioscribe.anatomy import DEEPCORO_SEGMENTS
 from angioscribe.evaluate.bootstrap import bootstrap_ci
@@ -112,3 +117,44 @@ def _finding(finding: str, truth: np.ndarray, predicted: np.ndarray, groups: np.
     if finding in BINARY_FINDINGS:
         return binary_metrics(truth >= 0.5, predicted, groups, n_boot)
     return percent_metrics(truth, predicted, groups, n_boot)
+
+
+def study_embeddings(videos: np.ndarray, counts: list[int]) -> np.ndarray:
+    """One unit vector per study: the mean of its videos' unit embeddings (`videos` holds
+    each study's `counts[i]` videos in turn), so every view counts once."""
+    units = videos / np.maximum(np.linalg.norm(videos, axis=1, keepdims=True), 1e-12)
+    means = np.stack([part.mean(0) for part in np.split(units, np.cumsum(counts)[:-1])])
+    return means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+
+
+def serial_distances(embeddings: np.ndarray, studies: list[str], patients: list[str],
+                     labels: np.ndarray) -> dict[str, Any]:
+    """Cosine distances of the pairs of studies of one patient (with their progression: the
+    summed absolute change of stenosis % over the segments known in both) against those of
+    pairs of different patients; `same_patient_auroc` is how often a serial pair is closer
+    than a pair of different patients (0.5: the embedding does not know the patient)."""
+    distance = 1 - embeddings @ embeddings.T
+    first, second = np.triu_indices(len(studies), k=1)
+    serial = np.asarray(patients)[first] == np.asarray(patients)[second]
+    others = distance[first[~serial], second[~serial]]
+    pairs = [{"patient": patients[i], "studies": [studies[i], studies[j]],
+              "distance": float(distance[i, j]),
+              "progression": float(np.nansum(np.abs(labels[j, :, 0] - labels[i, :, 0])))}
+             for i, j in zip(first[serial], second[serial], strict=True)]
+    report: dict[str, Any] = {"serial_pairs": len(pairs), "other_pairs": int(len(others)),
+                              "pairs": pairs}
+    if not pairs or not len(others):
+        return report
+    near = np.array([pair["distance"] for pair in pairs])
+    steps = np.array([pair["progression"] for pair in pairs])
+    varied = len(pairs) > 2 and np.ptp(steps) > 0 and np.ptp(near) > 0
+    return report | {
+        "serial_distance": _spread_of(near), "other_distance": _spread_of(others),
+        "same_patient_auroc": auroc(np.r_[np.ones(len(near)), np.zeros(len(others))],
+                                    -np.r_[near, others]),
+        "progression_spearman": float(spearmanr(steps, near)[0]) if varied else float("nan")}
+
+
+def _spread_of(values: np.ndarray) -> dict[str, float]:
+    return {"median": float(np.median(values)), "mean": float(np.mean(values)),
+            "q1": float(np.quantile(values, 0.25)), "q3": float(np.quantile(values, 0.75))}

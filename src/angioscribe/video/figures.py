@@ -1,4 +1,5 @@
-"""Figures of a video model's evaluation: ROC curves, retrieval curves, an embedding map."""
+"""Figures of a video model's evaluation: ROC curves, retrieval curves, an embedding map and
+the distances of serial studies."""
 
 from __future__ import annotations
 
@@ -65,6 +66,25 @@ def embedding_map(embeddings: np.ndarray, groups: list[str], path: Path) -> Path
         rows = np.asarray(groups) == group
         axis.scatter(points[rows, 0], points[rows, 1], s=10, label=group)
     axis.set(xlabel="PC 1", ylabel="PC 2", title="Video embeddings")
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def serial_figure(serial: dict[str, Any], path: Path) -> Path:
+    """Each serial pair's embedding distance against its progression, beside the quartiles
+    of the distances between different patients' studies."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5, 4))
+    pairs = serial["pairs"]
+    axis.scatter([p["progression"] for p in pairs], [p["distance"] for p in pairs], s=16,
+                 label=f"same patient (n={len(pairs)})")
+    if "other_distance" in serial:
+        other = serial["other_distance"]
+        axis.axhline(other["median"], color="grey", label="different patients, median")
+        axis.axhspan(other["q1"], other["q3"], color="grey", alpha=0.2,
+                     label="different patients, quartiles")
+    axis.set(xlabel="progression (summed stenosis % change)", ylabel="cosine distance",
+             title="Serial studies")
     axis.legend(fontsize=8)
     return _save(figure, path)
 

@@ -24,7 +24,12 @@ from angioscribe.train.config import TrainConfig
 from angioscribe.train.loop import export_checkpoint, load_model_weights
 from angioscribe.video.config import VideoConfig
 from angioscribe.video.data import TEXT_SEPARATOR, StudyRecord, StudySet, read_table
-from angioscribe.video.evaluate import auroc, study_metrics
+from angioscribe.video.evaluate import (
+    auroc,
+    serial_distances,
+    study_embeddings,
+    study_metrics,
+)
 from angioscribe.video.features import FeatureCache
 from angioscribe.video.losses import clip_loss, gather_across_processes, siglip_loss
 from angioscribe.video.retrieval import retrieval_report
@@ -230,7 +235,12 @@ def evaluate_table(model: VideoStudyModel, table: str | Path, splits: tuple[str,
                    ) -> dict[str, Any]:
     """`evaluation` of the table's studies in `splits`, with figures written to `out_dir`
     (roc.png, retrieval.png, embeddings.png) and named in the report."""
-    from angioscribe.video.figures import embedding_map, retrieval_figure, roc_figure
+    from angioscribe.video.figures import (
+        embedding_map,
+        retrieval_figure,
+        roc_figure,
+        serial_figure,
+    )
 
     settings = model.config
     studies = select_split(read_table(table, settings.val_fraction), splits, None)
@@ -246,8 +256,13 @@ def evaluate_table(model: VideoStudyModel, table: str | Path, splits: tuple[str,
                                             collected["texts"], collected["text_embeddings"])}
     sides = [video.side or "unknown" for study in studies
              for video in study.videos[: settings.max_videos]]
+    counts = [min(len(study.videos), settings.max_videos) for study in studies]
+    report["serial"] = serial_distances(study_embeddings(collected["videos"], counts),
+                                        [study.study for study in studies],
+                                        [study.patient for study in studies], labels)
     report["figures"] = [str(path) for path in (
         roc_figure(collected["predictions"], labels, out_dir / "roc.png"),
         retrieval_figure(report["retrieval"], out_dir / "retrieval.png"),
-        embedding_map(collected["videos"], sides, out_dir / "embeddings.png"))]
+        embedding_map(collected["videos"], sides, out_dir / "embeddings.png"),
+        serial_figure(report["serial"], out_dir / "serial.png"))]
     return report
