@@ -368,3 +368,36 @@ def test_figures_of_studies_with_the_same_file_names_do_not_replace_each_other(t
     assert _figure_stem(first) != _figure_stem(second)
     assert _figure_stem(first) == _figure_stem(str(first))
     assert _figure_stem(first).startswith("dicom_01_LCA.dcm_")
+
+
+def test_analyze_adds_the_video_models_study_predictions(shared_data, tmp_path):
+    """With --video-model, each study carries the per-segment records `predict` writes, beside
+    the frame findings; a model that cannot be loaded stops the run before any input."""
+    import torch
+
+    from angioscribe.anatomy import DEEPCORO_SEGMENTS
+    from angioscribe.video.config import VideoConfig
+    from angioscribe.video.study_model import VideoStudyModel
+    from angioscribe.video.zoo import save_video_artifact, video_entry
+    from video_studies import TINY
+
+    torch.manual_seed(0)
+    config = VideoConfig.from_dict(TINY)
+    artifact = save_video_artifact(VideoStudyModel(config, pretrained=False),
+                                   video_entry("video-tiny", config), tmp_path / "tiny.safetensors")
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "IM1.dcm").write_bytes((shared_data / "dicom" / "phantom-xa" / "IM1.dcm").read_bytes())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["analyze", str(study), "--out", str(out), "--video-model",
+                                      str(artifact)])
+    assert result.exit_code == 0, result.output
+    (saved,) = json.loads((out / "analysis.json").read_text())
+    predictions = saved["video_predictions"]
+    assert [p["segment"] for p in predictions] == list(DEEPCORO_SEGMENTS)
+    assert all(0 <= p["stenosis_percent"] <= 100 and 0 <= p["p_cto"] <= 1 for p in predictions)
+    assert saved["provenance"]["models"]["video"]["name"] == "video-tiny"
+    assert saved["cines"] and "findings" in saved
+    missing = CliRunner().invoke(app, ["analyze", str(study), "--out", str(tmp_path / "o2"),
+                                       "--video-model", str(tmp_path / "absent.safetensors")])
+    assert missing.exit_code == 3 and "absent.safetensors" in missing.output

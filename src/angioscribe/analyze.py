@@ -4,7 +4,9 @@ Per cine: candidate frames, then the key-frame classifier's scores on them. Per 
 frame(s) of each side, chosen from all its cines; on each key frame and on the best frame of
 every other cine, the SYNTAX segments and stenoses turned into named, QCA-measured lesions;
 those consolidated into one finding per segment (`study_findings`); and EN/JA draft reports
-from them. Results are written as JSON plus figures and report texts.
+from them. With a study-level video model (optional), its per-segment predictions from all the
+study's cines (`video_predictions`) sit beside the frame findings, which stay the drafts'
+clues. Results are written as JSON plus figures and report texts.
 Each later stage (findings, reports) adds its part to `CineAnalysis`/`StudyAnalysis` here, so
 `angioscribe analyze` and `make demo` always run the full chain.
 """
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cache, partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -32,7 +34,7 @@ from angioscribe.dominance import study_dominance
 from angioscribe.figures import plot_candidates, plot_keyframes
 from angioscribe.findings import plot_findings, segment_frame, study_findings
 from angioscribe.frames import DEFAULT_MIN_GAP, Candidate, candidate_frames
-from angioscribe.io import find_inputs, study_key, try_read_cine
+from angioscribe.io import find_inputs, read_cine, study_key, try_read_cine
 from angioscribe.keyframes.classes import class_name
 from angioscribe.keyframes.classify import FrameScore, KeyframeClassifier, classify_cine
 from angioscribe.keyframes.select import (
@@ -41,7 +43,7 @@ from angioscribe.keyframes.select import (
     missing_with_refused,
     missing_with_unread,
 )
-from angioscribe.models.registry import shipped_weights_dir
+from angioscribe.models.registry import ModelEntry, shipped_weights_dir
 from angioscribe.models.segmenter import Segmenter
 from angioscribe.progress import progress
 from angioscribe.qca import mm_per_pixel
@@ -49,7 +51,11 @@ from angioscribe.report.corpus import LANGUAGES
 from angioscribe.report.draft import Drafter, Language
 from angioscribe.report.drafting import draft_request, key_frames_of, write_draft
 from angioscribe.scope import check_scope_batch
+from angioscribe.study import Study
 from angioscribe.syntax_score import syntax_score
+
+if TYPE_CHECKING:
+    from angioscribe.video.study_model import VideoStudyModel
 
 T = TypeVar("T")
 
@@ -101,6 +107,7 @@ class StudyAnalysis:
     errors: list[dict[str, str]] = field(default_factory=list)
     figure: str | None = None
     drafts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    video_predictions: list[dict[str, Any]] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,6 +137,7 @@ def analyze_paths(
     segmenters: Segmenters | None = None,
     checkpoint: Callable[[list[StudyAnalysis]], None] | None = None,
     drafters: Mapping[Language, Drafter] | None = None,
+    video_model: tuple[VideoStudyModel, ModelEntry] | None = None,
 ) -> list[StudyAnalysis]:
     """Analyse every cine under `paths`, grouped into studies; figures go under `out_dir`,
     and each study's draft reports (`drafters` per language, the default drafter in EN and
@@ -144,7 +152,8 @@ def analyze_paths(
     thousands of cines does not rewrite a growing file after each one.
     Models are loaded when the first input needs them (none when nothing can be read), and
     outside the per-input guard: a model that does not load stops the run, it is no input's
-    fault.
+    fault. `video_model` (model, entry), when given, adds each study's
+    `video_predictions`.
     """
     load_classifier = _first_use(classifier, KeyframeClassifier.load)
     load_segmenters = _first_use(segmenters, Segmenters.load)
@@ -172,7 +181,10 @@ def analyze_paths(
             _attempt(study, study.key, partial(
                 _choose_keyframes, study, better_frames, load_segmenters(), out_dir))
             _attempt(study, study.key, partial(_write_drafts, study, load_drafters(), out_dir))
-            study.provenance = provenance(load_classifier(), load_segmenters(), load_drafters())
+            if video_model:
+                _attempt(study, study.key, partial(_predict_video, study, video_model[0]))
+            study.provenance = provenance(load_classifier(), load_segmenters(), load_drafters(),
+                                          video_model[1] if video_model else None)
             save(list(studies.values()))
     finally:
         save(list(studies.values()), force=True)
@@ -221,12 +233,13 @@ def _write_drafts(study: StudyAnalysis, drafters: Mapping[Language, Drafter],
 
 
 def provenance(classifier: KeyframeClassifier, segmenters: Segmenters,
-               drafters: Mapping[Language, Drafter]) -> dict[str, Any]:
+               drafters: Mapping[Language, Drafter], video: ModelEntry | None = None
+               ) -> dict[str, Any]:
     """What produced a study's results: angioscribe's version, each image model's name,
-    weights source and weights hash, and the drafter of each language, so a result can be
-    traced to the exact models that made it."""
+    weights source and weights hash (the video model's too, when one ran), and the drafter
+    of each language, so a result can be traced to the exact models that made it."""
     entries = {"keyframe": classifier.entry, "syntax": segmenters.syntax.entry,
-               "stenosis": segmenters.stenosis.entry}
+               "stenosis": segmenters.stenosis.entry} | ({"video": video} if video else {})
     return {
         "angioscribe": __version__,
         "models": {role: {"name": entry.name, "weights": entry.weights,
@@ -276,6 +289,17 @@ def _analyze_source(
         else:  # not a coronary angiogram: no key frame, no segments, no lesions from it
             analysis.out_of_scope[frame] = verdict.to_record()
     return analysis
+
+
+def _predict_video(study: StudyAnalysis, model: VideoStudyModel) -> None:
+    """The video model's per-segment predictions from the study's first `max_videos` cines
+    (read again: the chain keeps no whole cine in memory), as `angioscribe predict` writes
+    them."""
+    from angioscribe.video.predict import predict_study
+
+    cines = [read_cine(cine.source) for cine in study.cines[: model.config.max_videos]]
+    study.video_predictions = predict_study(model, Study(study.key, cines),
+                                            study.key)["predictions"]
 
 
 def _attempt(study: StudyAnalysis, source: str | Path, work: Callable[[], T]) -> T | None:

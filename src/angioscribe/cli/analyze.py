@@ -9,6 +9,8 @@ import typer
 
 from angioscribe.cli.contract import finish
 from angioscribe.cli.output import print_records, stderr
+from angioscribe.cli.refusal import refuse
+from angioscribe.errors import AngioscribeError
 from angioscribe.frames import DEFAULT_MIN_GAP
 
 if TYPE_CHECKING:
@@ -28,19 +30,32 @@ def analyze(
         bool, typer.Option("--json", help="Print each study as one JSON line.")
     ] = False,
     min_gap: Annotated[int, typer.Option("--min-gap", min=1)] = DEFAULT_MIN_GAP,
+    video_model: Annotated[str | None, typer.Option(
+        "--video-model", help="Study-level video model (registered name, hf-hub:ORG/REPO or "
+        ".safetensors path): adds video_predictions per study (docs/video.md).")] = None,
 ) -> None:
     """Run every stage that exists on each study; inputs that fail are listed, not fatal.
 
     analysis.json holds one entry per study: findings per frame read and per segment (%
     diameter stenosis by QCA), coronary dominance, the anatomical SYNTAX score (lesion part,
     with what it could not assess), EN and JA draft reports (also as <out>/<study>/report_en.txt and
-    report_ja.txt) and the models that made them; the inputs that failed are in `errors`
-    (`path`, `error`). It is rewritten after every cine, so a batch that dies late keeps what
-    it did. Exit code 0 when every input was analysed, 1 when some failed, 3 when none was.
+    report_ja.txt), with --video-model the video model's per-segment predictions, and the
+    models that made them; the inputs that failed are in `errors` (`path`, `error`). It is
+    rewritten after every cine, so a batch that dies late keeps what it did. Exit code 0 when
+    every input was analysed, 1 when some failed, 3 when none was or the video model cannot
+    be loaded.
     """
     from angioscribe.analyze import analyze_paths, write_analysis
 
-    studies = analyze_paths(paths, out, min_gap=min_gap,
+    video = None
+    if video_model:
+        from angioscribe.video.zoo import create_video_model
+
+        try:
+            video = create_video_model(video_model)
+        except AngioscribeError as error:
+            refuse(error, as_json, source=video_model)
+    studies = analyze_paths(paths, out, min_gap=min_gap, video_model=video,
                             checkpoint=lambda so_far: write_analysis(so_far, out))
     written = write_analysis(studies, out)
     print_records([study.to_dict() if as_json else {
