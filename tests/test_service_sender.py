@@ -1,7 +1,9 @@
 """Asking a destination which results it holds before sending them again (C-FIND, Study Root,
 IMAGE level), against a recording destination on loopback: what it holds is left out, what it
-holds in another version is not, and a destination that cannot be asked gets everything; and
-Orthanc, configured as deploy/orthanc documents, answers angioscribe's AE title and no other."""
+holds in another version is not, and a destination that cannot be asked gets everything; a
+worker sending a killed worker's study again leaves out what was acknowledged but not marked;
+and Orthanc, configured as deploy/orthanc documents, answers angioscribe's AE title and no
+other."""
 
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
 
-from angioscribe.service.config import Destination
+from angioscribe.service.config import Destination, ServiceConfig
+from angioscribe.service.queue import JobQueue, State
 from angioscribe.service.sender import instances_held, send_files
+from angioscribe.service.worker import Models, Worker
 from dicom_network import RecordingDestination
 from orthanc import orthanc_available, running_orthanc
 
@@ -99,6 +104,25 @@ def test_a_destination_without_c_find_cannot_be_asked_and_gets_both(files, caplo
     finally:
         recording.stop()
 
+
+
+def test_a_result_acknowledged_before_a_kill_is_not_sent_again(files, recording, tmp_path):
+    destination = as_destination(recording)
+    config = ServiceConfig(ae_title=CALLING_AE, data_dir=tmp_path / "data",
+                           destinations=[destination])
+    queue = JobQueue(config.queue_url)
+    study_uid = str(dcmread(files[0]).StudyInstanceUID)
+    queue.record_instance(study_uid, files[0])
+    queue.complete(study_uid)
+    queue.claim("killed")
+    queue.drafted(study_uid, files, [str(destination)])
+    send_files(destination, files[:1], CALLING_AE)  # acknowledged, then the worker was killed
+    queue.recover()
+    nothing_to_analyse = Models(classifier=None, segmenters=None, drafters={})
+    assert Worker(config, name="restarted", models=nothing_to_analyse).run_once()
+    job = queue.job(study_uid)
+    assert (job.state, job.stored[str(destination)]) == (State.SENT, ["kos.dcm", "sr.dcm"])
+    assert times_received(recording) == [1, 1]
 
 @pytest.mark.skipif(not orthanc_available(),
                     reason="Orthanc is not installed (Debian package orthanc)")
