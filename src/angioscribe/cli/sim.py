@@ -118,7 +118,7 @@ def videos(out: DatasetOutOption = Path("sim-videos"), n_studies: Annotated[int,
                                                                     progression))
     except (OSError, AngioscribeError) as error:
         refuse(error, source=out)
-    typer.echo(f"{n_studies} studies in {out}; table {table}")
+    typer.echo(f"{n_studies} patients in {out} (follow-ups for {followups:.0%}); table {table}")
 
 
 @app.command("compare")

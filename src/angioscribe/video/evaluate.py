@@ -148,11 +148,12 @@ def serial_distances(embeddings: np.ndarray, studies: list[str], patients: list[
     near = np.array([pair["distance"] for pair in pairs])
     steps = np.array([pair["progression"] for pair in pairs])
     varied = len(pairs) > 2 and np.ptp(steps) > 0 and np.ptp(near) > 0
+    rho, p_value = spearmanr(steps, near) if varied else (float("nan"), float("nan"))
     return report | {
         "serial_distance": _spread_of(near), "other_distance": _spread_of(others),
         "same_patient_auroc": auroc(np.r_[np.ones(len(near)), np.zeros(len(others))],
                                     -np.r_[near, others]),
-        "progression_spearman": float(spearmanr(steps, near)[0]) if varied else float("nan")}
+        "progression_spearman": float(rho), "progression_spearman_p": float(p_value)}
 
 
 def _spread_of(values: np.ndarray) -> dict[str, float]:
