@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -157,11 +157,14 @@ class RecordingDestination:
     and records each instance in arrival order (a resend is recorded again: that is the point).
     With `folder`, the received files are kept there as <SOPInstanceUID>.dcm. With
     `answers_find`, it answers Study Root C-FIND queries at IMAGE level from what it recorded
-    (study, series and SOP Instance UIDs matched, content date and time returned)."""
+    (study, series and SOP Instance UIDs matched, content date and time returned).
+    `on_received` is called with each instance once it is recorded and before its status goes
+    back (a test kills the sender there)."""
 
     ae_title: str = "DESTINATION"
     folder: Path | None = None
     answers_find: bool = True
+    on_received: Callable[[Received], None] | None = None
     received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadedAssociationServer | None = None
@@ -201,13 +204,16 @@ class RecordingDestination:
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             dataset.save_as(self.folder / f"{dataset.SOPInstanceUID}.dcm", enforce_file_format=True)
+        item = Received(
+            str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID),
+            str(dataset.SOPClassUID), str(dataset.get("Modality", "")),
+            event.assoc.requestor.ae_title, time.monotonic(),
+            str(dataset.get("SeriesInstanceUID", "")), str(dataset.get("ContentDate", "")),
+            str(dataset.get("ContentTime", "")))
         with self._lock:
-            self.received.append(Received(
-                str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID),
-                str(dataset.SOPClassUID), str(dataset.get("Modality", "")),
-                event.assoc.requestor.ae_title, time.monotonic(),
-                str(dataset.get("SeriesInstanceUID", "")), str(dataset.get("ContentDate", "")),
-                str(dataset.get("ContentTime", ""))))
+            self.received.append(item)
+        if self.on_received is not None:
+            self.on_received(item)
         return 0x0000
 
     def _on_find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:

@@ -2,8 +2,9 @@
 shared by the test suite (small) and the benchmarks (the issue's full sizes): each returns what
 happened, and the caller asserts (tests) or records (benchmarks) it.
 
-- `kill_and_restart`: studies from concurrent senders, SIGKILL once some results are out, a
-  restart on the same data folder; counts what was lost and what reached the destination twice.
+- `kill_and_restart`: studies from concurrent senders, SIGKILL once some results are out (at
+  the arrival of an SR, before the service has its acknowledgement), a restart on the same data
+  folder; counts what was lost and what reached the destination twice.
 - `fuzz_stream`: mutated instances and good studies sent at once; counts the statuses and
   whether the service stayed up and the good studies came back.
 """
@@ -12,18 +13,21 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.uid import ComprehensiveSRStorage
 
+from angioscribe.service.serve import PARENT_CHECK_SECONDS
 from angioscribe.sim.study import simulate_study
 from angioscribe.sim.writers import write_study
 from dicom_network import NO_ANSWER, Received, RecordingDestination, StoreResult, store_files
 from serve_process import ServeProcess, start_serve
 
 RESULTS_TIMEOUT_S = 600.0
+WORKERS_GONE_S = 10 * PARENT_CHECK_SECONDS  # a worker checks for its parent this often
 Studies = dict[str, list[Path]]  # StudyInstanceUID -> its DICOM files
 
 
@@ -83,20 +87,36 @@ class KillRestartOutcome:
     log_tail: str = field(repr=False, default="")
 
 
+def _kill_at_sr(destination: RecordingDestination, serve: ServeProcess,
+                count: int) -> Callable[[Received], None]:
+    """What the destination calls on each instance: SIGKILL `serve` at the `count`th SR, and
+    hold that SR's status until its workers, which exit when they see their parent gone, are
+    gone too (so none of them gets the status and marks the SR)."""
+    def on_received(item: Received) -> None:
+        if (item.sop_class_uid == ComprehensiveSRStorage and serve.alive()
+                and len(studies_with_sr(destination.snapshot())) >= count):
+            serve.kill()
+            time.sleep(WORKERS_GONE_S)
+    return on_received
+
+
 def kill_and_restart(studies: Studies, senders: int, kill_after: int, folder: Path,
                      workers: int = 2, stable_seconds: float = 1.0) -> KillRestartOutcome:
     """Send every study from `senders` at once, SIGKILL the service when `kill_after` studies
-    have their SR at the destination, start it again on the same data folder and port, and
-    wait for every study's SR; a graceful stop ends the run."""
+    have their SR at the destination (the last one's C-STORE still waiting for its status: the
+    destination has it and the service cannot have marked it), start it again on the same
+    data folder and port, and wait for every study's SR; a graceful stop ends the run."""
     started = time.monotonic()
     destination = RecordingDestination().start()
     data = folder / "data"
     serve = start_serve(data, [destination.address], stable_seconds=stable_seconds,
                         workers=workers)
+    destination.on_received = _kill_at_sr(destination, serve, kill_after)
     try:
         sent = send_concurrently(list(studies.values()), senders, serve)
         wait_for_sr(destination, set(studies), kill_after, serve)
-        serve.kill()
+        serve.kill()  # at once if no SR arrived in time
+        destination.on_received = None
         reports_at_kill = len(studies_with_sr(destination.snapshot()))
         serve = start_serve(data, [destination.address], port=serve.port,
                             stable_seconds=stable_seconds, workers=workers)
