@@ -27,6 +27,7 @@ from dicom_network import NO_ANSWER, Received, RecordingDestination, StoreResult
 from serve_process import ServeProcess, start_serve
 
 RESULTS_TIMEOUT_S = 600.0
+RESULTS_PER_STUDY = 3  # SR, KOS and Encapsulated PDF
 WORKERS_GONE_S = 10 * PARENT_CHECK_SECONDS  # a worker checks for its parent this often
 Studies = dict[str, list[Path]]  # StudyInstanceUID -> its DICOM files
 
@@ -59,22 +60,31 @@ def studies_with_sr(received: list[Received]) -> set[str]:
     return {item.study_uid for item in received if item.sop_class_uid == ComprehensiveSRStorage}
 
 
+def studies_with_all_results(received: list[Received]) -> set[str]:
+    """The studies whose SR, KOS and Encapsulated PDF all arrived."""
+    results: dict[str, set[str]] = {}
+    for item in received:
+        results.setdefault(item.study_uid, set()).add(item.sop_instance_uid)
+    return {study for study, uids in results.items() if len(uids) >= RESULTS_PER_STUDY}
+
+
 def wait_for_sr(destination: RecordingDestination, studies: set[str], count: int,
-                serve: ServeProcess, timeout_s: float = RESULTS_TIMEOUT_S) -> set[str]:
-    """Wait until `count` of `studies` have their SR at the destination (or the service died,
-    or time ran out); returns those that have."""
+                serve: ServeProcess, timeout_s: float = RESULTS_TIMEOUT_S,
+                arrived: Callable[[list[Received]], set[str]] = studies_with_sr) -> set[str]:
+    """Wait until `count` of `studies` have their SR (or what `arrived` asks for) at the
+    destination (or the service died, or time ran out); returns those that have."""
     deadline = time.monotonic() + timeout_s
-    done = studies_with_sr(destination.snapshot()) & studies
+    done = arrived(destination.snapshot()) & studies
     while len(done) < count and serve.alive() and time.monotonic() < deadline:
         time.sleep(0.1)
-        done = studies_with_sr(destination.snapshot()) & studies
+        done = arrived(destination.snapshot()) & studies
     return done
 
 
 @dataclass
 class KillRestartOutcome:
     """What a kill-and-restart run did: statuses the senders got, results at the kill, and what
-    was lost (no SR) or repeated (a SOP instance received more than once)."""
+    was lost (not all of SR, KOS and PDF) or repeated (a SOP instance received more than once)."""
 
     studies: int
     statuses: Counter[int | None]
@@ -105,7 +115,8 @@ def kill_and_restart(studies: Studies, senders: int, kill_after: int, folder: Pa
     """Send every study from `senders` at once, SIGKILL the service when `kill_after` studies
     have their SR at the destination (the last one's C-STORE still waiting for its status: the
     destination has it and the service cannot have marked it), start it again on the same
-    data folder and port, and wait for every study's SR; a graceful stop ends the run."""
+    data folder and port, and wait for every study's SR, KOS and PDF (a study without all three
+    is lost); a graceful stop ends the run."""
     started = time.monotonic()
     destination = RecordingDestination().start()
     data = folder / "data"
@@ -120,7 +131,8 @@ def kill_and_restart(studies: Studies, senders: int, kill_after: int, folder: Pa
         reports_at_kill = len(studies_with_sr(destination.snapshot()))
         serve = start_serve(data, [destination.address], port=serve.port,
                             stable_seconds=stable_seconds, workers=workers)
-        done = wait_for_sr(destination, set(studies), len(studies), serve)
+        done = wait_for_sr(destination, set(studies), len(studies), serve,
+                           arrived=studies_with_all_results)
     finally:
         exit_code = serve.stop()
         destination.stop()

@@ -3,9 +3,9 @@ scenarios are in tests/service_scenarios.py; bench/bench_service_load.py runs th
 
 - Kill and restart: small studies from two concurrent senders; `angioscribe serve` gets SIGKILL
   mid-way, when an SR has reached the destination but its status has not reached the service,
-  and is started again on the same data folder. Every study's SR reaches the destination
-  (nothing lost) and no SOP instance reaches it twice (nothing repeated: the restarted service
-  asks the destination, by C-FIND, which results it holds).
+  and is started again on the same data folder. Every study's SR, KOS and PDF reach the
+  destination (nothing lost) and no SOP instance reaches it twice (nothing repeated: the
+  restarted service asks the destination, by C-FIND, which results it holds).
 - Network fuzz: mutated real XA instances (tests/dicom_mutations.py) sent to the service while
   a good study is sent beside them: every instance the sender can frame gets a DIMSE status or
   a refused presentation context, the service stays up, and the good study comes back.
