@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from angioscribe.errors import InputError
 
 # The queue's engine: SQLite with WAL, a busy timeout and BEGIN IMMEDIATE (no lost updates).
-from angioscribe.service.queue import _engine, _utc
+from angioscribe.service.queue import as_utc, database_engine
 
 ROLES = ("reader", "admin")
 SESSION_IDLE = timedelta(hours=8)  # a session unused this long is over (log in again)
@@ -165,7 +165,7 @@ class ReviewStore:
 
     def __init__(self, url: str, clock: Any = None) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.engine = _engine(url)
+        self.engine = database_engine(url)
         metadata.create_all(self.engine)
 
     def close(self) -> None:
@@ -219,7 +219,7 @@ class ReviewStore:
                 .where(sessions_table.c.token_hash == key)).mappings().first()
             if row is None:
                 return None
-            if now - _utc(row["last_seen"]) > SESSION_IDLE:
+            if now - as_utc(row["last_seen"]) > SESSION_IDLE:
                 conn.execute(sessions_table.delete().where(sessions_table.c.token_hash == key))
                 return None
             conn.execute(sessions_table.update().where(sessions_table.c.token_hash == key)
@@ -321,7 +321,7 @@ class ReviewStore:
         if item is not None:
             query = query.where(audit_table.c.item == item)
         with self.engine.connect() as conn:
-            return [AuditEntry(_utc(r["at"]), r["user"], r["action"], r["item"], r["before"],
+            return [AuditEntry(as_utc(r["at"]), r["user"], r["action"], r["item"], r["before"],
                                r["after"], r["detail"]) for r in conn.execute(query).mappings()]
 
     # --- helpers -------------------------------------------------------------------------------
@@ -359,13 +359,13 @@ def _user(row: Mapping[str, Any]) -> User:
 def _version(row: Mapping[str, Any]) -> Version:
     signed_at = row["signed_at"]
     return Version(row["study"], row["version"], dict(row["texts"]), dict(row["findings"]),
-                   row["author"], _utc(row["created_at"]), row["signed_by"],
-                   None if signed_at is None else _utc(signed_at))
+                   row["author"], as_utc(row["created_at"]), row["signed_by"],
+                   None if signed_at is None else as_utc(signed_at))
 
 
 def _score_row(row: Mapping[str, Any]) -> Score:
     return Score(row["item"], row["user"], float(row["overall"]), dict(row["errors"]),
-                 _utc(row["created_at"]))
+                 as_utc(row["created_at"]))
 
 
 def _score_values(score: Score) -> dict[str, Any]:

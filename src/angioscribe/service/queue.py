@@ -122,7 +122,7 @@ class JobQueue:
 
     def __init__(self, url: str, clock: Callable[[], datetime] = utc_now) -> None:
         self.clock = clock
-        self.engine = _engine(url)
+        self.engine = database_engine(url)
         metadata.create_all(self.engine)
         found = {column["name"] for column in inspect(self.engine).get_columns(jobs_table.name)}
         missing = [column.name for column in jobs_table.columns if column.name not in found]
@@ -347,18 +347,19 @@ def _job(conn: Connection, study_uid: str, lock: bool = False) -> Job | None:
 
 
 def _to_job(row: Mapping[str, Any]) -> Job:
-    values = {key: _utc(value) if isinstance(value, datetime) else value
+    values = {key: as_utc(value) if isinstance(value, datetime) else value
               for key, value in row.items()}
     return Job(**{**values, "state": State(row["state"])})
 
 
-def _utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """A stored time as UTC: SQLite gives it back without its time zone."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _engine(url: str) -> Engine:
-    """An engine for `url`; for SQLite, the database's folder is created, WAL journal, a
+def database_engine(url: str) -> Engine:
+    """An engine for `url` (the queue's, and the review store's when it shares the service's
+    database); for SQLite, the database's folder is created, WAL journal, a
     busy timeout instead of "database is locked", and `BEGIN IMMEDIATE` transactions."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
