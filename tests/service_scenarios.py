@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from pydicom.uid import ComprehensiveSRStorage
@@ -27,7 +28,6 @@ from dicom_network import NO_ANSWER, Received, RecordingDestination, StoreResult
 from serve_process import ServeProcess, start_serve
 
 RESULTS_TIMEOUT_S = 600.0
-RESULTS_PER_STUDY = 3  # SR, KOS and Encapsulated PDF
 WORKERS_GONE_S = 10 * PARENT_CHECK_SECONDS  # a worker checks for its parent this often
 Studies = dict[str, list[Path]]  # StudyInstanceUID -> its DICOM files
 
@@ -60,12 +60,19 @@ def studies_with_sr(received: list[Received]) -> set[str]:
     return {item.study_uid for item in received if item.sop_class_uid == ComprehensiveSRStorage}
 
 
-def studies_with_all_results(received: list[Received]) -> set[str]:
-    """The studies whose SR, KOS and Encapsulated PDF all arrived."""
+def studies_with_all_results(received: list[Received], data: Path) -> set[str]:
+    """The studies whose every DICOM result (SR, Encapsulated PDF, and the KOS when the study
+    has key frames) arrived: as many instances as the service wrote under
+    `data/results/<study>/objects/`."""
     results: dict[str, set[str]] = {}
     for item in received:
         results.setdefault(item.study_uid, set()).add(item.sop_instance_uid)
-    return {study for study, uids in results.items() if len(uids) >= RESULTS_PER_STUDY}
+    return {study for study, uids in results.items()
+            if 0 < _results_written(data, study) <= len(uids)}
+
+
+def _results_written(data: Path, study: str) -> int:
+    return len(list((data / "results" / study / "objects").glob("*.dcm")))
 
 
 def wait_for_sr(destination: RecordingDestination, studies: set[str], count: int,
@@ -84,7 +91,8 @@ def wait_for_sr(destination: RecordingDestination, studies: set[str], count: int
 @dataclass
 class KillRestartOutcome:
     """What a kill-and-restart run did: statuses the senders got, results at the kill, and what
-    was lost (not all of SR, KOS and PDF) or repeated (a SOP instance received more than once)."""
+    was lost (not all of its results: SR, PDF, and KOS when it has key frames) or repeated (a
+    SOP instance received more than once)."""
 
     studies: int
     statuses: Counter[int | None]
@@ -115,8 +123,8 @@ def kill_and_restart(studies: Studies, senders: int, kill_after: int, folder: Pa
     """Send every study from `senders` at once, SIGKILL the service when `kill_after` studies
     have their SR at the destination (the last one's C-STORE still waiting for its status: the
     destination has it and the service cannot have marked it), start it again on the same
-    data folder and port, and wait for every study's SR, KOS and PDF (a study without all three
-    is lost); a graceful stop ends the run."""
+    data folder and port, and wait for every study's results (a study with a result missing is
+    lost); a graceful stop ends the run."""
     started = time.monotonic()
     destination = RecordingDestination().start()
     data = folder / "data"
@@ -132,7 +140,7 @@ def kill_and_restart(studies: Studies, senders: int, kill_after: int, folder: Pa
         serve = start_serve(data, [destination.address], port=serve.port,
                             stable_seconds=stable_seconds, workers=workers)
         done = wait_for_sr(destination, set(studies), len(studies), serve,
-                           arrived=studies_with_all_results)
+                           arrived=partial(studies_with_all_results, data=data))
     finally:
         exit_code = serve.stop()
         destination.stop()
