@@ -5,12 +5,14 @@ with exit code 0, and (with workers) sends a study's SR, KOS and PDF to its dest
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,10 @@ import pytest
 from pydicom import dcmread
 
 from angioscribe.errors import InputError
-from angioscribe.service.config import Destination, load_config
+from angioscribe.service.config import Destination, ServiceConfig, load_config
 from angioscribe.service.health import start_health
-from angioscribe.service.queue import JobQueue
-from angioscribe.service.serve import health_report
+from angioscribe.service.queue import Job, JobQueue, State
+from angioscribe.service.serve import WorkerPool, health_report
 from angioscribe.sim.study import simulate_study
 from angioscribe.sim.writers import write_dicom
 from dicom_network import RecordingDestination, store_files
@@ -190,3 +192,26 @@ def test_health_is_503_when_the_listener_or_a_worker_is_down(tmp_path, listening
     assert answer_code == code
     assert report["queue"]["receiving"] == 1
     assert report["workers"] == {"alive": alive, "configured": 2}
+
+
+def test_a_worker_analysing_one_study_past_the_timeout_is_ended(tmp_path):
+    """A hung analysis never raises: the housekeeping ends its worker by the clock, and only
+    that one (replace_dead then releases the study, counting the attempt)."""
+    config = ServiceConfig(data_dir=tmp_path, analysis_timeout_seconds=600)
+    pool = WorkerPool(config, JobQueue(str(config.queue_url)))
+    context = multiprocessing.get_context("spawn")
+    now = datetime.now(UTC)
+    jobs = []
+    for name, claimed_ago in (("hung", 601), ("busy", 30)):
+        pool.processes[name] = context.Process(target=time.sleep, args=(120,), name=name)
+        pool.processes[name].start()
+        claimed = now - timedelta(seconds=claimed_ago)
+        jobs.append(Job(f"1.2.3.{len(jobs)}", State.ANALYSING, 1, 1, None, claimed, claimed,
+                        claimed, worker=name))
+    try:
+        assert pool.end_overdue(jobs, now) == ["hung"]
+        assert not pool.processes["hung"].is_alive() and pool.processes["busy"].is_alive()
+    finally:
+        for process in pool.processes.values():
+            process.kill()
+            process.join()

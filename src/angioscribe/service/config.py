@@ -92,6 +92,8 @@ class ServiceConfig:
     results are sent with) to `ae_title`. `workers` 0 runs the listener alone (studies wait in
     the queue). `shutdown_seconds` is how long a stop waits for workers to finish their study
     before ending them (their study is analysed again at the next start).
+    `analysis_timeout_seconds` ends a worker whose study has been analysing longer (a hung
+    analysis counts as a failed attempt, so a study that hangs every time ends failed).
     """
 
     ae_title: str = "ANGIOSCRIBE"
@@ -112,6 +114,7 @@ class ServiceConfig:
     health_port: int | None = None
     calling_ae_title: str | None = None
     shutdown_seconds: float = 30.0
+    analysis_timeout_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         if self.queue_url is None:
@@ -252,4 +255,5 @@ _CONVERTERS: dict[str, Callable[[Any, Path], Any]] = {
     "health_port": lambda value, base: port_of(value),
     "calling_ae_title": lambda value, base: ae_title_of(value),
     "shutdown_seconds": _number(0.0),
+    "analysis_timeout_seconds": _number(1.0),
 }

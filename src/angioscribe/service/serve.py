@@ -2,8 +2,9 @@
 
 The main process runs the DICOM listener (threads), the health endpoint (a thread) and, once a
 second, the housekeeping: RECEIVING studies without a new instance for `stable_seconds` become
-RECEIVED, and a worker process that died is replaced (its study goes back to the queue,
-counting the attempt). `workers` worker processes (spawned, so none inherits the listener's
+RECEIVED, a worker whose study has been analysing longer than `analysis_timeout_seconds` is
+ended, and a worker process that died is replaced (its study goes back to the queue, counting
+the attempt). `workers` worker processes (spawned, so none inherits the listener's
 threads or sockets) each load the models once and analyse one study at a time.
 
 At start the queue is recovered first: what a killed service was analysing or sending goes
@@ -25,15 +26,16 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from angioscribe.errors import InputError
 from angioscribe.service.config import ServiceConfig
 from angioscribe.service.health import start_health
 from angioscribe.service.jsonlog import configure_json_logging, exception_fields
-from angioscribe.service.queue import JobQueue
+from angioscribe.service.queue import Job, JobQueue, State
 from angioscribe.service.scp import start_scp
 
 if TYPE_CHECKING:
@@ -115,11 +117,13 @@ def _listen(what: str, host: str, port: int, start: Callable[[], T]) -> T:
 
 
 def housekeeping(queue: JobQueue, stable_seconds: float, workers: WorkerPool) -> None:
-    """The once-a-second duties: complete stable studies, replace dead workers; a failure is
-    logged and tried again next second (a database that is briefly away must not stop us)."""
+    """The once-a-second duties: complete stable studies, end workers stuck on a study,
+    replace dead workers; a failure is logged and tried again next second (a database that is
+    briefly away must not stop us)."""
     try:
         for study_uid in queue.promote_stable(stable_seconds):
             log.info("study complete: queued for analysis", extra={"study_uid": study_uid})
+        workers.end_overdue(queue.jobs(State.ANALYSING))
         workers.replace_dead()
     except Exception as error:
         log.error("housekeeping failed", extra=exception_fields(error))
@@ -188,6 +192,24 @@ class WorkerPool:
             self._release(name)
             self._start(name)
 
+    def end_overdue(self, analysing: Iterable[Job], now: datetime | None = None) -> list[str]:
+        """Kill the workers whose study has been analysing longer than the configured timeout
+        (a hung model or codec never raises, so only the clock can tell); `replace_dead` then
+        releases the study, counting the attempt, and starts a new worker. Returns their names."""
+        now = now or datetime.now(UTC)
+        ended = []
+        for job in overdue(analysing, now, self.config.analysis_timeout_seconds):
+            process = self.processes.get(job.worker or "")
+            if process is None or not process.is_alive():
+                continue
+            log.error("analysis took too long; ending its worker", extra={
+                "study_uid": job.study_uid, "worker": job.worker,
+                "timeout_s": self.config.analysis_timeout_seconds})
+            process.kill()
+            process.join()
+            ended.append(job.worker)
+        return ended
+
     def stop(self, deadline: float) -> None:
         """Ask every worker to stop after its study; end those still busy at `deadline`."""
         self.stop_event.set()
@@ -204,6 +226,12 @@ class WorkerPool:
         for study_uid in self.queue.recover(worker=name, max_attempts=self.config.max_attempts):
             log.warning("study released: its worker ended",
                         extra={"study_uid": study_uid, "worker": name})
+
+
+def overdue(analysing: Iterable[Job], now: datetime, timeout_s: float) -> list[Job]:
+    """The analysing jobs claimed (their last change) more than `timeout_s` before `now`."""
+    return [job for job in analysing
+            if (now - job.updated_at).total_seconds() > timeout_s]
 
 
 def run_worker(config: ServiceConfig, name: str, stop: ProcessEvent, parent_pid: int) -> None:
