@@ -74,6 +74,25 @@ def test_an_unknown_key_or_bad_value_names_the_file_and_the_key(tmp_path):
         load_config(None, ae_title="A TITLE LONGER THAN SIXTEEN")
 
 
+def test_tls_flags_override_the_file_and_a_certificate_needs_its_key(tmp_path):
+    from typer.testing import CliRunner
+
+    from angioscribe.cli import app
+    from angioscribe.cli.serve import _tls_flags
+
+    path = tmp_path / "service.yaml"
+    path.write_text("tls: {cert: old.pem, key: old.key}\n")
+    config = load_config(path, tls=_tls_flags(Path("new.pem"), Path("new.key"), Path("ca.pem")))
+    assert config.tls is not None
+    assert (config.tls.cert.name, config.tls.key.name, config.tls.ca.name) == (
+        "new.pem", "new.key", "ca.pem")
+    assert load_config(path, tls=_tls_flags(None, None, None)).tls.cert == tmp_path / "old.pem"
+    result = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "data"),
+                                      "--tls-cert", "new.pem", "--port", "0"])
+    assert result.exit_code == 3
+    assert "command line: tls" in result.output
+
+
 def test_the_example_config_is_valid():
     config = load_config(REPO / "deploy" / "service.yaml")
     assert config.accept_from and config.destinations and config.health_port

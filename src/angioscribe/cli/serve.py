@@ -48,6 +48,14 @@ def serve(
     health_port: Annotated[int | None, typer.Option(
         "--health-port", help="Port of the HTTP health endpoint GET /health "
         "(default: none).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(
+        "--tls-cert", help="PEM certificate of this service: DICOM over TLS, listening and "
+        "sending (with --tls-key).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(
+        "--tls-key", help="PEM private key of --tls-cert.")] = None,
+    tls_ca: Annotated[Path | None, typer.Option(
+        "--tls-ca", help="PEM authority that callers' and destinations' certificates must be "
+        "signed by (mutual TLS).")] = None,
 ) -> None:
     """Receive XA studies over DICOM, analyse each once complete, send SR, KOS and PDF back.
 
@@ -62,9 +70,17 @@ def serve(
         settings = load_config(
             config, port=port, ae_title=ae_title, accept_from=accept_from or None,
             destinations=destination or None, data_dir=data, stable_seconds=stable_seconds,
-            queue_url=queue, host=host, workers=workers, health_port=health_port)
+            queue_url=queue, host=host, workers=workers, health_port=health_port,
+            tls=_tls_flags(tls_cert, tls_key, tls_ca))
         # The global --verbose has set the angioscribe logger to DEBUG: keep that choice.
         run_service(settings, verbose=logging.getLogger("angioscribe").isEnabledFor(
             logging.DEBUG))
     except (OSError, AngioscribeError) as error:
         refuse(error, source=config or "angioscribe serve")
+
+
+def _tls_flags(cert: Path | None, key: Path | None, ca: Path | None) -> dict[str, Path] | None:
+    """The TLS flags as the config's `tls` mapping (None: not given, the file's keys stay);
+    a certificate without its key, or the reverse, is refused by the config's own check."""
+    given = {name: path for name, path in (("cert", cert), ("key", key), ("ca", ca)) if path}
+    return given or None
