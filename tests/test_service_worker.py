@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,3 +255,27 @@ def _wait_for(condition, seconds: float = 120.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_a_study_that_starts_over_during_its_analysis_leaves_the_results_folder_alone(
+        config, models, study):
+    """A new instance arriving mid-analysis restarts the study: the stale attempt neither
+    sends nor replaces the results folder the next attempt owns."""
+    study_uid, files = study
+    queue = arrived(config, study_uid, files)
+    results = config.results_dir / study_uid
+    results.mkdir(parents=True)
+    (results / "next-attempt.txt").write_text("owned by the attempt after the new instance")
+    outputs, sender = Outputs(), Sender()
+
+    def new_instance_then_write(study: dict, *args: Any, **kwargs: Any) -> Objects:
+        queue.record_instance(study_uid, config.incoming_dir / study_uid / files[0].name)
+        return outputs(study, *args, **kwargs)
+
+    worker = Worker(config, name="w1", models=models, write_objects=new_instance_then_write,
+                    send=sender)
+    assert worker.run_once()
+    assert queue.job(study_uid).state == State.RECEIVING
+    assert sender.sent == []
+    assert [path.name for path in results.iterdir()] == ["next-attempt.txt"]
+    assert [path.name for path in config.results_dir.iterdir()] == [study_uid]

@@ -179,29 +179,53 @@ class Worker:
     def draft(self, study_uid: str) -> list[Path]:
         """The study's analysis and objects in its results folder; the files to send (the
         DICOM objects and the FHIR Bundle). Raises InputError when no instance of the study
-        could be read."""
+        could be read, or when the study started over (a new instance) during the analysis.
+
+        The attempt works in a folder of its own and replaces the results folder only while
+        the queue still says it holds the study: a worker whose study started over never
+        writes into the folder the next attempt fills."""
         from angioscribe.analyze import analyze_paths, write_analysis
 
         started = time.monotonic()
         incoming = self.config.incoming_dir / study_uid
-        results = self.config.results_dir / study_uid
-        shutil.rmtree(results, ignore_errors=True)
-        studies = analyze_paths([incoming], results, classifier=self.models.classifier,
+        work = self.config.results_dir / f".{study_uid}.{self.name}"
+        shutil.rmtree(work, ignore_errors=True)
+        studies = analyze_paths([incoming], work, classifier=self.models.classifier,
                                 segmenters=self.models.segmenters, drafters=self.models.drafters)
-        write_analysis(studies, results)
+        write_analysis(studies, work)
         study = next((s for s in studies if s.key == study_uid and s.cines), None)
         if study is None:
             count = sum(1 for path in incoming.iterdir() if path.is_file())
             raise InputError(incoming, f"none of the study's {count} instances could be read "
                              "as a cine (details in analysis.json)")
-        objects = self.write_objects(json_safe(study.to_dict()), results, results / "objects",
+        objects = self.write_objects(json_safe(study.to_dict()), work, work / "objects",
                                      languages=self.config.languages)
+        results = self.publish(study_uid, work)
+        files = [results / path.relative_to(work) for path in [*objects.dicom(), objects.fhir]]
         if self.config.fhir_dir is not None:
             self.config.fhir_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(objects.fhir, self.config.fhir_dir / f"{study_uid}.json")
+            shutil.copyfile(files[-1], self.config.fhir_dir / f"{study_uid}.json")
         log.info("study drafted", extra={"study_uid": study_uid, "cines": len(study.cines),
                                          "seconds": round(time.monotonic() - started, 2)})
-        return [*objects.dicom(), objects.fhir]
+        return files
+
+    def publish(self, study_uid: str, work: Path) -> Path:
+        """Move this attempt's `work` folder to the study's results folder, if the queue still
+        says this worker analyses the study; otherwise drop it (the study started over, and its
+        next attempt writes the results)."""
+        results = self.config.results_dir / study_uid
+        job = self.queue.job(study_uid)
+        if job is None or job.state != State.ANALYSING or job.worker != self.name:
+            shutil.rmtree(work, ignore_errors=True)
+            raise InputError(results, "the study started over during its analysis (a new "
+                             "instance arrived); its next attempt analyses it")
+        replaced = results.with_name(f"{work.name}.replaced")
+        shutil.rmtree(replaced, ignore_errors=True)
+        if results.exists():
+            results.rename(replaced)
+        work.rename(results)
+        shutil.rmtree(replaced, ignore_errors=True)
+        return results
 
 
 def single_threaded() -> None:
