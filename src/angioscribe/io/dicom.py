@@ -24,9 +24,12 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
     JPEGLossless,
@@ -52,6 +55,13 @@ from angioscribe.io.dicom_pixels import (
 from angioscribe.io.header import cine_fields
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
+
+# Every transfer syntax these readers decode (docs/io.md): what a DICOM listener may accept.
+READABLE_TRANSFER_SYNTAXES = (
+    ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian, RLELossless, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLossless,
+    JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless, JPEG2000Lossless, JPEG2000,
+)
 
 # dcmtk tools that rewrite a compressed file as uncompressed (dcmtk has no free JPEG 2000 codec).
 DCMTK_DECODERS: dict[str, str] = {

@@ -31,22 +31,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydicom.uid import (
-    JPEG2000,
-    UID,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
-)
+from pydicom.uid import UID
 from pynetdicom import (
     AE,
     ALL_TRANSFER_SYNTAXES,
@@ -57,6 +42,7 @@ from pynetdicom import (
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import EnhancedXAImageStorage, Verification, XRayAngiographicImageStorage
 
+from angioscribe.io.dicom import READABLE_TRANSFER_SYNTAXES
 from angioscribe.service.jsonlog import exception_fields
 
 if TYPE_CHECKING:
@@ -69,12 +55,6 @@ log = logging.getLogger(__name__)
 
 XA_STORAGE = frozenset({XRayAngiographicImageStorage, EnhancedXAImageStorage})
 
-# Every transfer syntax `angioscribe.io` decodes (docs/io.md), proposed for the XA classes.
-READABLE_TRANSFER_SYNTAXES = (
-    ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian, RLELossless, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLossless,
-    JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless, JPEG2000Lossless, JPEG2000,
-)
 
 # Senders served at once; one more is rejected as transient (local limit) and retries.
 MAX_ASSOCIATIONS = 16
