@@ -9,7 +9,7 @@ import torch
 from angioscribe.anatomy import DEEPCORO_SEGMENTS
 from angioscribe.video.config import VideoConfig
 from angioscribe.video.data import read_table
-from angioscribe.video.evaluate import auprc, auroc, youden
+from angioscribe.video.evaluate import auprc, auroc, mean_absolute_error, pearson_r, youden
 from angioscribe.video.frames import clip_indices, clip_stride
 from angioscribe.video.losses import clip_loss, siglip_loss
 from angioscribe.video.retrieval import retrieval_metrics
@@ -64,6 +64,14 @@ def test_binary_metrics_on_known_cases():
     assert auprc(truth, np.array([0.9, 0.1, 0.8, 0.2])) == pytest.approx((1 / 2 + 2 / 3) / 2)
     point = youden(truth, np.array([0.1, 0.6, 0.7, 0.9]))
     assert point == {"threshold": 0.7, "sensitivity": 1.0, "specificity": 1.0}
+
+
+def test_percent_metrics_on_known_cases():
+    truth = np.array([0.0, 50.0, 90.0])
+    assert mean_absolute_error(truth, np.array([10.0, 40.0, 90.0])) == pytest.approx(20 / 3)
+    assert pearson_r(truth, 2 * truth + 5) == pytest.approx(1.0)
+    assert pearson_r(truth, -truth) == pytest.approx(-1.0)
+    assert np.isnan(pearson_r(truth, np.zeros(3)))  # a reader that finds nothing has no r
 
 
 def test_retrieval_ranks_and_chance_levels():

@@ -75,16 +75,23 @@ def binary_metrics(truth: np.ndarray, score: np.ndarray, groups: np.ndarray,
     return record | youden(truth, score)
 
 
+def mean_absolute_error(truth: np.ndarray, predicted: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(truth) - np.asarray(predicted))))
+
+
+def pearson_r(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Pearson's r; NaN where either side is constant (a bootstrap resample can be)."""
+    if np.std(truth) == 0 or np.std(predicted) == 0:
+        return float("nan")
+    return float(pearsonr(truth, predicted)[0])
+
+
 def percent_metrics(truth: np.ndarray, predicted: np.ndarray, groups: np.ndarray,
                     n_boot: int) -> dict[str, Any]:
-    def mae(a: np.ndarray, b: np.ndarray) -> float:
-        return float(np.mean(np.abs(a - b)))
-
-    interval = bootstrap_ci((truth, predicted), mae, n=n_boot, groups=groups)
-    varied = np.std(truth) > 0 and np.std(predicted) > 0
+    interval = bootstrap_ci((truth, predicted), mean_absolute_error, n=n_boot, groups=groups)
     return {"n": int(len(truth)),
             "mae": {"estimate": interval.estimate, "low": interval.low, "high": interval.high},
-            "pearson_r": float(pearsonr(truth, predicted)[0]) if varied else float("nan")}
+            "pearson_r": pearson_r(truth, predicted)}
 
 
 def study_metrics(predictions: np.ndarray, labels: np.ndarray, patients: list[str],
