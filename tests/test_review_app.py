@@ -22,7 +22,7 @@ from angioscribe.report.records import Draft
 from angioscribe.review.app import MAX_BODY_BYTES, Review, create_app
 from angioscribe.review.auth import SESSION_COOKIE, check_password
 from angioscribe.review.blind import load_blind_set
-from angioscribe.review.store import ReviewStore
+from angioscribe.review.store import LoginLock, ReviewStore
 from angioscribe.review.studies import open_target
 from angioscribe.service.sender import SendError
 from dicom_network import RecordingDestination
@@ -96,8 +96,8 @@ def test_without_a_session_pages_redirect_and_images_and_api_answer_401(review):
     assert "Content-Security-Policy" in alice.get("/").headers
 
 
-def test_wrong_password_or_no_login_token_is_refused_and_changes_nothing(review):
-    before = review.store.audit()
+def test_wrong_password_or_no_login_token_is_refused_and_only_the_failures_are_audited(review):
+    before = len(review.store.audit())
     browser = client(review)
     wrong = browser.post("/login", data={"username": "alice", "password": "not-her-password",
                                          "csrf_token": csrf_of(browser.get("/login").text)})
@@ -107,7 +107,10 @@ def test_wrong_password_or_no_login_token_is_refused_and_changes_nothing(review)
                                              "password": PASSWORDS["alice"]})
     assert (wrong.status_code, unknown.status_code, tokenless.status_code) == (401, 401, 403)
     assert SESSION_COOKIE not in browser.cookies
-    assert review.store.audit() == before
+    assert [(a.user, a.action, a.detail) for a in review.store.audit()[before:]] == [
+        ("alice", "login.failed", "from testclient"),
+        ("mallory", "login.failed", "from testclient")]
+    assert "not-her-password" not in repr(review.store.audit())
     assert check_password(review.store, "alice", PASSWORDS["alice"]) is not None
 
 
@@ -342,7 +345,7 @@ def test_user_add_reads_the_password_from_stdin(tmp_path):
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path):
     """A new review store's URL on each database the service may use (the PostgreSQL server
-    is this session's own; only this test makes review tables there)."""
+    is this session's own; only the store tests make review tables there)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'review.sqlite'}"
     return request.getfixturevalue("postgres_url")
@@ -378,3 +381,20 @@ def test_the_store_on_sqlite_and_postgresql_of_two_signatures_at_once_keeps_one(
     assert store.session("token").user == "bob"
     now[0] += timedelta(hours=9)  # unused longer than a working day: over
     assert store.session("token") is None
+
+
+def test_the_store_on_sqlite_and_postgresql_locks_after_the_limit_until_unlocked(store_url):
+    now = [datetime(2026, 1, 1, 9, 0, tzinfo=UTC)]
+    store = ReviewStore(store_url, clock=lambda: now[0])
+    keys = {"user:zoe": 3, "address:10.9.9.9": 20}
+    window, lock = timedelta(minutes=15), timedelta(minutes=15)
+    assert [store.record_login_failure("zoe", keys, window, lock, "test") for _ in range(2)] \
+        == [[], []]
+    (locked,) = store.record_login_failure("zoe", keys, window, lock, "test")
+    assert locked == LoginLock("user:zoe", now[0] + lock)
+    assert store.login_lock(["user:nobody", "user:zoe"]) == locked
+    now[0] += timedelta(minutes=14)
+    assert store.login_lock(["user:zoe"]) == locked
+    assert store.unlock("user:zoe", by="cli") == locked
+    assert store.login_lock(["user:zoe"]) is None
+    assert [a.action for a in store.audit("user:zoe")][-2:] == ["login.locked", "login.unlock"]

@@ -1,9 +1,9 @@
-"""`angioscribe review export|import|serve|user add`: the clinician's review of drafts.
+"""`angioscribe review export|import|serve|user add|user unlock`: the clinician's review.
 
 `export` and `import` are the model-blinded review on paper (CSV); `serve` is the review page
-in a browser (docs/review.md) and `user add` makes its log-ins. Each makes one thing from its
-inputs, so a bad input stops it with an error naming it and exit code 3
-(`angioscribe.cli.refusal`).
+in a browser (docs/review.md), `user add` makes its log-ins and `user unlock` ends a user's
+lock after too many failed log-ins. Each makes one thing from its inputs, so a bad input
+stops it with an error naming it and exit code 3 (`angioscribe.cli.refusal`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from angioscribe.errors import InputError
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Clinician review: the review page (serve, user add); blind review export/import.",
+    help="Clinician review: the review page (serve, user add|unlock); blind review export/import.",
 )
 user_app = typer.Typer(no_args_is_help=True, help="Users of the review page.")
 app.add_typer(user_app, name="user")
@@ -124,18 +124,36 @@ def serve(
     ] = "angioscribe review",
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="HTTPS certificate.")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="HTTPS private key.")] = None,
+    user_failures: Annotated[
+        int, typer.Option("--user-failures", min=1,
+                          help="Failed log-ins for one user name that lock it.")
+    ] = 5,
+    address_failures: Annotated[
+        int, typer.Option("--address-failures", min=1,
+                          help="Failed log-ins from one client address that lock it.")
+    ] = 20,
+    failure_window: Annotated[
+        int, typer.Option("--failure-window", min=1, help="Minutes in which failures count.")
+    ] = 15,
+    lock_minutes: Annotated[
+        int, typer.Option("--lock-minutes", min=1, help="Minutes a locked name or address "
+                                                        "is refused log-ins.")
+    ] = 15,
 ) -> None:
     """The review page: studies, evidence, drafts to edit, score and sign (docs/review.md).
 
     Runs until stopped (Ctrl-C). Exit code 2 on a usage error, 3 when the target, the config
     or the blind set cannot be used.
     """
+    from datetime import timedelta
+
     import uvicorn
 
     from angioscribe.review.app import Review, create_app
     from angioscribe.review.blind import load_blind_set
     from angioscribe.review.store import ReviewStore
     from angioscribe.review.studies import open_target
+    from angioscribe.review.throttle import LoginLimits
 
     try:
         opened = open_target(target)
@@ -145,7 +163,9 @@ def serve(
         refuse(error)
     if not store.users():
         typer.echo("no user yet: add one with `angioscribe review user add`", err=True)
-    app_ = create_app(Review(opened, store, blind_set, organization))
+    limits = LoginLimits(user_failures, address_failures, timedelta(minutes=failure_window),
+                         timedelta(minutes=lock_minutes))
+    app_ = create_app(Review(opened, store, blind_set, organization, login_limits=limits))
     typer.echo(f"review page on http{'s' if tls_cert else ''}://{host}:{port}/", err=True)
     uvicorn.run(app_, host=host, port=port, log_level="warning", server_header=False,
                 ssl_certfile=tls_cert, ssl_keyfile=tls_key)
@@ -178,3 +198,24 @@ def user_add(
     except InputError as error:
         refuse(error)
     typer.echo(f"user {name} ({role}) saved", err=True)
+
+
+@user_app.command("unlock")
+def user_unlock(
+    target: TargetArgument,
+    name: Annotated[str, typer.Argument(help="User name locked by failed log-ins.")],
+) -> None:
+    """End a user's lock after too many failed log-ins, and forget their failures (audited).
+    Exit code 0 when done (also when the user was not locked), 2 on a usage error, 3 when the
+    target is unusable."""
+    from angioscribe.review.store import ReviewStore
+    from angioscribe.review.studies import open_target
+    from angioscribe.review.throttle import unlock_user
+
+    try:
+        store = ReviewStore(open_target(target).store_url)
+    except InputError as error:
+        refuse(error)
+    ended = unlock_user(store, name, by="cli")
+    typer.echo(f"user {name} unlocked (was locked until {ended.until:%H:%M} UTC)" if ended
+               else f"user {name} was not locked; their failed log-ins are forgotten", err=True)

@@ -3,7 +3,8 @@
 `create_app` builds a FastAPI app; `angioscribe review serve` runs it with uvicorn. Pages are
 Jinja2 templates (`templates/`), one stylesheet and one small script for zooming images
 (`static/`); nothing is built or fetched from a network. Pages redirect to /login without a
-session; images and /api answer 401. Every form carries the session's CSRF token; a request
+session; images and /api answer 401. Too many failed log-ins lock the user name or the client
+address for a while (429, `throttle.py`). Every form carries the session's CSRF token; a request
 body over `MAX_BODY_BYTES` is refused (413) before it is read, a draft over `MAX_DRAFT_CHARS`
 too. Responses are not cached and may not be framed (patient data).
 """
@@ -31,10 +32,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from angioscribe.errors import AngioscribeError, InputError
 from angioscribe.evaluate.blind_review import ERROR_COLUMNS, MAX_SCORE
 from angioscribe.evaluate.report_errors import ERROR_CATEGORIES
-from angioscribe.review import auth
+from angioscribe.review import auth, throttle
 from angioscribe.review.blind import BlindSet, filled_sheet, reader_results
 from angioscribe.review.changes import DraftChanges, draft_changes, parsed
-from angioscribe.review.store import ReviewStore, Session, Version
+from angioscribe.review.store import LoginLock, ReviewStore, Session, Version
 from angioscribe.review.studies import StudyEntry, Target, figures, find_study, image_path
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Review:
     blind: BlindSet | None = None
     organization: str = "angioscribe review"
     send: Callable[..., None] | None = None  # the sender for signed SRs; tests pass their own
+    login_limits: throttle.LoginLimits = throttle.LoginLimits()
 
 
 class LoginRequired(Exception):
@@ -126,13 +128,19 @@ def _login_routes(app: FastAPI) -> None:
                                request.cookies.get(auth.LOGIN_CSRF_COOKIE)):
             raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
         name = _text(form.get("username"))
-        store = review_of(request).store
-        user = auth.check_password(store, name, _text(form.get("password")))
+        address = request.client.host if request.client else "?"
+        review = review_of(request)
+        lock = throttle.live_lock(review.store, name, address)
+        if lock is not None:
+            log.warning("refused log-in for %r from %s: %s locked", name[:64], address, lock.key)
+            return _locked_page(request, lock)
+        user = auth.check_password(review.store, name, _text(form.get("password")))
         if user is None:
-            log.warning("failed log-in for %r from %s", name[:64],
-                        request.client.host if request.client else "?")
+            log.warning("failed log-in for %r from %s", name[:64], address)
+            throttle.record_failure(review.store, review.login_limits, name, address)
             return _login_page(request, 401, "Wrong user name or password.")
-        session = auth.log_in(store, user)
+        throttle.record_success(review.store, name)
+        session = auth.log_in(review.store, user)
         response = see_other("/")
         response.set_cookie(auth.SESSION_COOKIE, session.token, httponly=True,
                             samesite="strict", secure=request.url.scheme == "https")
@@ -154,6 +162,14 @@ def _login_page(request: Request, status: int, message: str) -> HTMLResponse:
     response = render(request, "login.html", status, csrf=token, message=message)
     response.set_cookie(auth.LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https")
+    return response
+
+
+def _locked_page(request: Request, lock: LoginLock) -> HTMLResponse:
+    """429 with the log-in form, saying until when; Retry-After for anything but a person."""
+    response = _login_page(request, 429, throttle.refusal_message(lock))
+    seconds = (lock.until - review_of(request).store.clock()).total_seconds()
+    response.headers["Retry-After"] = str(max(1, int(seconds) + 1))
     return response
 
 

@@ -1,4 +1,5 @@
-"""The review store: users, sessions, draft versions, scores, signatures and the audit trail.
+"""The review store: users, sessions, draft versions, scores, signatures, the audit trail, and
+the failed log-ins and locks that throttle password guessing (policy in `throttle.py`).
 
 One SQL database (SQLAlchemy Core): `review.sqlite` beside a results folder's analysis.json, or
 the service's own database, where the `review_*` tables sit beside the job queue's. Every
@@ -10,7 +11,7 @@ altered: an edit after signing is a new version, which needs its own signature.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     select,
 )
 from sqlalchemy.engine import Connection
@@ -91,6 +93,20 @@ audit_table = Table(
     Column("detail", Text),
 )
 
+# Log-in throttling: one row per failed log-in and key ("user:NAME", "address:HOST"), kept only
+# while it may still count; a key's lock ends at `until`. The audit trail is the record.
+login_failures_table = Table(
+    "review_login_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(128), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+login_locks_table = Table(
+    "review_login_locks", metadata,
+    Column("key", String(128), primary_key=True),
+    Column("until", DateTime(timezone=True), nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class User:
@@ -141,6 +157,14 @@ class Score:
     overall: float
     errors: dict[str, int]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class LoginLock:
+    """A user name or address ("user:NAME", "address:HOST") refused log-ins until `until`."""
+
+    key: str
+    until: datetime
 
 
 @dataclass(frozen=True)
@@ -234,6 +258,67 @@ class ReviewStore:
                          .where(sessions_table.c.token_hash == token_hash(token)))
             if row is not None:
                 self._audit(conn, row.user, "logout", f"user:{row.user}", None, None)
+
+    # --- log-in throttling ---------------------------------------------------------------------
+
+    def login_lock(self, keys: Sequence[str]) -> LoginLock | None:
+        """The live lock on any of `keys` that ends last, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(login_locks_table)
+                .where(login_locks_table.c.key.in_(keys)
+                       & (login_locks_table.c.until > self.clock()))
+                .order_by(login_locks_table.c.until.desc())).mappings().first()
+        return None if row is None else LoginLock(row["key"], as_utc(row["until"]))
+
+    def record_login_failure(self, name: str, limits: Mapping[str, int], window: timedelta,
+                             lock: timedelta, detail: str) -> list[LoginLock]:
+        """Count a failed log-in tried as `name` against each key of `limits` (key -> the
+        failures within `window` that lock it for `lock`), audited with the locks it set in
+        one transaction. A lock uses up its key's failures, so the count starts again after
+        it; failures older than the window are dropped, as they can no longer count."""
+        now = self.clock()
+        locks = []
+        with self.engine.begin() as conn:
+            conn.execute(login_failures_table.delete()
+                         .where(login_failures_table.c.at <= now - window))
+            conn.execute(login_failures_table.insert(),
+                         [{"key": key, "at": now} for key in limits])
+            self._audit(conn, name, "login.failed", f"user:{name}", None, None, detail)
+            for key, limit in limits.items():
+                failures = conn.execute(select(func.count()).where(
+                    login_failures_table.c.key == key)).scalar_one()
+                if failures >= limit:
+                    locks.append(self._lock(conn, name, LoginLock(key, now + lock), failures))
+        return locks
+
+    def clear_login_failures(self, key: str) -> None:
+        """Forget `key`'s failures (a successful log-in: only failures in a row count)."""
+        with self.engine.begin() as conn:
+            conn.execute(login_failures_table.delete().where(login_failures_table.c.key == key))
+
+    def unlock(self, key: str, by: str) -> LoginLock | None:
+        """End `key`'s lock and forget its failures (audited); the live lock ended, or None."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(login_locks_table).where(
+                (login_locks_table.c.key == key)
+                & (login_locks_table.c.until > self.clock()))).mappings().first()
+            conn.execute(login_locks_table.delete().where(login_locks_table.c.key == key))
+            conn.execute(login_failures_table.delete().where(login_failures_table.c.key == key))
+            ended = None if row is None else LoginLock(key, as_utc(row["until"]))
+            self._audit(conn, by, "login.unlock", key,
+                        None if ended is None else {"locked_until": ended.until.isoformat()},
+                        None)
+            return ended
+
+    def _lock(self, conn: Connection, name: str, lock: LoginLock, failures: int) -> LoginLock:
+        conn.execute(login_locks_table.delete().where(login_locks_table.c.key == lock.key))
+        conn.execute(login_locks_table.insert().values(key=lock.key, until=lock.until))
+        conn.execute(login_failures_table.delete()
+                     .where(login_failures_table.c.key == lock.key))
+        self._audit(conn, name, "login.locked", lock.key, None,
+                    {"locked_until": lock.until.isoformat()}, f"{failures} failed log-ins")
+        return lock
 
     # --- draft versions and signatures -------------------------------------------------------
 
