@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from angioscribe.anatomy import DEEPCORO_SEGMENTS
+from angioscribe.errors import InputError
 from angioscribe.video.config import VideoConfig
-from angioscribe.video.data import read_table
+from angioscribe.video.data import read_table, read_tables
 from angioscribe.video.evaluate import auprc, auroc, mean_absolute_error, pearson_r, youden
 from angioscribe.video.frames import clip_indices, clip_stride
 from angioscribe.video.losses import clip_loss, siglip_loss
@@ -108,3 +109,18 @@ def test_simulator_table_without_report_or_split_gets_texts_from_its_labels(tmp_
     splits = {study.split for study in studies}
     assert splits == {"train", "val"}
     assert read_table(tmp_path / "deepcoro.csv", 0.25)[5].split == studies[5].split
+
+
+def test_tables_join_with_their_own_folders_and_splits_and_refuse_a_study_in_both(tmp_path):
+    header = "FileName,StudyInstanceUID,Split,main_structure,prox_lad_stenosis"
+    for name, split, first in (("a", "val", 0), ("b", "train", 3)):
+        (tmp_path / name).mkdir()
+        rows = [f"S{i}/01_LCA.dcm,S{i},{split},Left Coronary,50" for i in range(first, first + 3)]
+        (tmp_path / name / "video.csv").write_text("\n".join([header, *rows]) + "\n")
+    studies = read_tables([tmp_path / "a" / "video.csv", str(tmp_path / "b" / "video.csv")])
+    assert [s.study for s in studies] == ["S0", "S1", "S2", "S3", "S4", "S5"]
+    assert [s.split for s in studies] == ["val"] * 3 + ["train"] * 3
+    assert studies[4].videos[0].path == tmp_path / "b" / "S4" / "01_LCA.dcm"
+    assert len(read_tables(tmp_path / "a" / "video.csv")) == 3
+    with pytest.raises(InputError, match="S0 is also in"):
+        read_tables([tmp_path / "a" / "video.csv", tmp_path / "a" / "video.csv"])

@@ -34,7 +34,8 @@ class VideoConfig:
     `text_layers` on MiniLM's tokenizer (tests). `train_text` fine-tunes it; otherwise only its
     projection trains. `pooling` is how the views of a study are combined (the ablation).
     `clip_weight` and `head_weight` weigh the contrastive and the per-segment losses.
-    `table` is the training CSV (docs/video.md), `val_fraction` the share of patients held out
+    `table` is the training CSV (docs/video.md) or a list of them, joined (several archives, or
+    extra training studies written apart), `val_fraction` the share of patients held out
     when it has no `Split` column, `feature_cache` the folder of cached frame features.
     """
 
@@ -65,7 +66,7 @@ class VideoConfig:
     clip_weight: float = 1.0
     head_weight: float = 1.0
     huber_delta: float = 10.0
-    table: str | None = None
+    table: str | list[str] | None = None
     val_fraction: float = 0.2
     feature_cache: str = "runs/video-features"
 

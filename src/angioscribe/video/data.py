@@ -89,6 +89,23 @@ def read_table(path: str | Path, val_fraction: float = 0.2) -> list[StudyRecord]
     return list(studies.values())
 
 
+def read_tables(tables: str | Path | list[str | Path], val_fraction: float = 0.2
+                ) -> list[StudyRecord]:
+    """The studies of one video CSV or of several joined (a group's archives, or a dataset
+    and extra training studies written apart), each table keeping its own splits. A study
+    key met in two tables is refused: its cines would be split between two records."""
+    paths = [tables] if isinstance(tables, (str, Path)) else list(tables)
+    studies: list[StudyRecord] = []
+    seen: dict[str, Path] = {}
+    for path in map(Path, paths):
+        for study in read_table(path, val_fraction):
+            if study.study in seen:
+                raise InputError(path, f"study {study.study} is also in {seen[study.study]}")
+            seen[study.study] = path
+            studies.append(study)
+    return studies
+
+
 def _first_present(source: Path, columns: Iterable[str], names: tuple[str, ...]) -> str:
     for name in names:
         if name in columns:

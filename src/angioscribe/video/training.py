@@ -23,7 +23,13 @@ from angioscribe.errors import InputError
 from angioscribe.train.config import TrainConfig
 from angioscribe.train.loop import export_checkpoint, load_model_weights
 from angioscribe.video.config import VideoConfig
-from angioscribe.video.data import TEXT_SEPARATOR, StudyRecord, StudySet, read_table
+from angioscribe.video.data import (
+    TEXT_SEPARATOR,
+    StudyRecord,
+    StudySet,
+    read_table,
+    read_tables,
+)
 from angioscribe.video.evaluate import (
     auroc,
     serial_distances,
@@ -152,18 +158,19 @@ class VideoTraining:
         self.config = config
         self.settings = VideoConfig.from_dict(config.model_config)
         if not self.settings.table:
-            raise InputError("model_config", "set `table`: the video CSV to train on")
+            raise InputError("model_config", "set `table`: the video CSV (or a list of them) to "
+                             "train on")
         self.model = build_video_study_model(self.settings.to_dict(), encoder_pretrained=True)
         if config.init_from:
             load_video_weights(self.model, config.init_from)
-        studies = read_table(self.settings.table, self.settings.val_fraction)
+        studies = read_tables(self.settings.table, self.settings.val_fraction)
         cache = self.settings.feature_cache
         self.train_set = study_set(self.model, select_split(studies, ("train",),
                                                             config.train_limit), cache)
         self.val_set = study_set(self.model, select_split(studies, ("val", "validation"),
                                                           config.val_limit), cache)
         if not len(self.train_set) or not len(self.val_set):
-            raise InputError(self.settings.table, f"needs train and val studies, has "
+            raise InputError(str(self.settings.table), f"needs train and val studies, has "
                              f"{len(self.train_set)} and {len(self.val_set)}")
         for dataset in (self.train_set, self.val_set):
             dataset.warm()
@@ -210,7 +217,7 @@ def export_best(config: TrainConfig, checkpoint: Path | None = None,
     source = checkpoint or export_checkpoint(out_dir)
     model = build_video_study_model(settings.to_dict(), encoder_pretrained=False)
     state = load_model_weights(source, model)
-    studies = read_table(settings.table, settings.val_fraction)
+    studies = read_tables(settings.table, settings.val_fraction)
     val_set = study_set(model, select_split(studies, ("val", "validation"), config.val_limit),
                         settings.feature_cache)
     report = evaluation(model, val_set)
