@@ -124,3 +124,21 @@ def test_tables_join_with_their_own_folders_and_splits_and_refuse_a_study_in_bot
     assert len(read_tables(tmp_path / "a" / "video.csv")) == 3
     with pytest.raises(InputError, match="S0 is also in"):
         read_tables([tmp_path / "a" / "video.csv", tmp_path / "a" / "video.csv"])
+
+
+def test_max_feature_pool_keeps_each_cells_strongest_response_under_its_own_cache_key():
+    from angioscribe.video.config import VideoConfig
+    from angioscribe.video.features import FrameFeatureEncoder, recipe_key
+
+    frames = torch.rand(2, 1, 224, 224, generator=torch.Generator().manual_seed(0))  # 7 x 7 map
+    average = FrameFeatureEncoder(2, pretrained=False)
+    highest = FrameFeatureEncoder(2, pretrained=False, pool="max")
+    highest.load_state_dict(average.state_dict())
+    mean, peak = average(frames), highest(frames)
+    assert mean.shape == peak.shape == (2, 4, 1280)
+    assert torch.all(peak >= mean - 1e-6) and torch.any(peak > mean + 1e-3)
+    default = VideoConfig()
+    assert recipe_key(default) == recipe_key(VideoConfig(feature_pool="average"))
+    assert recipe_key(VideoConfig(feature_pool="max")) != recipe_key(default)
+    with pytest.raises(InputError, match="feature_pool"):
+        VideoConfig.from_dict({"feature_pool": "median"})

@@ -15,6 +15,7 @@ MVIT = "mvit-v2-s"
 VIDEO_ENCODERS = (FRAME_FEATURES, MVIT)
 MINILM = "minilm"
 POOLINGS = ("attention", "mean", "single")
+FEATURE_POOLS = ("average", "max")
 LOSSES = ("clip", "siglip")
 
 
@@ -28,7 +29,8 @@ class VideoConfig:
     `video_pretrained` and online). `mvit_tiny` builds MViT with two small blocks (tests).
     `frames` frames `stride` apart at `reference_fps` (the stride follows the cine's real frame
     rate), resized to `size` px; `feature_grid` keeps a g x g grid of each frame's features
-    (1 = global pooling), so the temporal encoder still sees where in the frame things are.
+    (1 = global pooling), so the temporal encoder still sees where in the frame things are;
+    `feature_pool` (`average` or `max`) is how each grid cell pools the frame's feature map.
     `text_encoder` is `minilm` (the offline package) or a hub id / folder of a BERT model
     (BiomedBERT); `text_pretrained: false` builds a random `BertModel` of `text_hidden` x
     `text_layers` on MiniLM's tokenizer (tests). `train_text` fine-tunes it; otherwise only its
@@ -47,6 +49,7 @@ class VideoConfig:
     reference_fps: float = 30.0
     size: int = 224
     feature_grid: int = 2
+    feature_pool: str = "average"
     temporal_width: int = 128
     temporal_depth: int = 1
     temporal_heads: int = 4
@@ -82,6 +85,7 @@ class VideoConfig:
         config = replace(cls(), **values)
         for name, value, allowed in (("video_encoder", config.video_encoder, VIDEO_ENCODERS),
                                      ("pooling", config.pooling, POOLINGS),
+                                     ("feature_pool", config.feature_pool, FEATURE_POOLS),
                                      ("loss", config.loss, LOSSES)):
             if value not in allowed:
                 raise InputError(source, f"{name} {value!r} is not one of {', '.join(allowed)}")

@@ -59,7 +59,8 @@ class FrameFeatureVideoEncoder(nn.Module):
     def __init__(self, config: VideoConfig, pretrained: bool) -> None:
         super().__init__()
         self.config = config
-        self.frame_encoder = FrameFeatureEncoder(config.feature_grid, pretrained)
+        self.frame_encoder = FrameFeatureEncoder(config.feature_grid, pretrained,
+                                                 config.feature_pool)
         self.temporal = TemporalAttention(config)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

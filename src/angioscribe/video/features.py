@@ -31,11 +31,15 @@ HASH_CHUNK = 1 << 20
 
 
 class FrameFeatureEncoder(nn.Module):
-    """Frozen EfficientNet-Lite0: (N, 1, H, W) frames -> (N, grid*grid, 1280) features."""
+    """Frozen EfficientNet-Lite0: (N, 1, H, W) frames -> (N, grid*grid, 1280) features.
 
-    def __init__(self, grid: int, pretrained: bool) -> None:
+    `pool` reduces the 7 x 7 map of a 224 px frame to the grid: `average`, or `max`, which keeps
+    a small vessel's strongest response in its cell instead of diluting it over the cell."""
+
+    def __init__(self, grid: int, pretrained: bool, pool: str = "average") -> None:
         super().__init__()
         self.grid = grid
+        self.pool = F.adaptive_max_pool2d if pool == "max" else F.adaptive_avg_pool2d
         self.backbone = timm.create_model(LITE0_ENCODER, num_classes=0, in_chans=1)
         if pretrained:
             load_lite_package_weights(self.backbone, LITE0_ENCODER)
@@ -49,7 +53,7 @@ class FrameFeatureEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         maps = self.backbone.forward_features(frames)
-        pooled = F.adaptive_avg_pool2d(maps, self.grid)
+        pooled = self.pool(maps, self.grid)
         return pooled.flatten(2).transpose(1, 2)
 
 
@@ -70,6 +74,8 @@ def recipe_key(config: VideoConfig) -> str:
     recipe = {"encoder": LITE0_ENCODER, "frames": config.frames, "stride": config.stride,
               "reference_fps": config.reference_fps, "size": config.size,
               "grid": config.feature_grid}
+    if config.feature_pool != "average":  # average caches written before the choice keep their key
+        recipe["pool"] = config.feature_pool
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
