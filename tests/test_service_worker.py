@@ -180,20 +180,25 @@ def test_a_received_study_is_analysed_and_sent_once_to_each_destination(config, 
     assert not worker.run_once()
 
 
+def asking_worker(config: ServiceConfig, models: Models, outputs: Outputs, sender: Sender,
+                  name: str) -> Worker:
+    """A worker that asks `sender` what it holds before resending, and retries at once."""
+    return Worker(config, name=name, models=models, write_objects=outputs, send=sender,
+                  ask=sender.held, retry_seconds=0)
+
+
 def test_a_failed_send_is_retried_with_only_what_was_not_acknowledged(config, models, study):
     study_uid, files = study
     queue = arrived(config, study_uid, files)
     outputs, sender = Outputs(), Sender(refusing=((ARCHIVE, "kos.dcm"),))
-    worker = Worker(config, name="w1", models=models, write_objects=outputs, send=sender,
-                    ask=sender.held, retry_seconds=0)
+    worker = asking_worker(config, models, outputs, sender, "w1")
     assert worker.run_once()
     job = queue.job(study_uid)
     assert (job.state, job.sent_to) == (State.DRAFTED, [str(PACS)])
     assert job.stored[str(ARCHIVE)] == ["sr.dcm"]
     assert "OSError at" in job.error  # not the message: it could quote a header value
     assert "refused" not in job.error
-    restarted = Worker(config, name="w2", models=models, write_objects=outputs, send=sender,
-                       ask=sender.held, retry_seconds=0)
+    restarted = asking_worker(config, models, outputs, sender, "w2")
     assert restarted.run_once()
     assert queue.job(study_uid).state == State.SENT
     assert sender.sent == [(str(PACS), "sr.dcm"), (str(PACS), "kos.dcm"),
@@ -205,8 +210,7 @@ def test_a_file_acknowledged_but_not_marked_is_not_sent_again(config, models, st
     study_uid, files = study
     queue = arrived(config, study_uid, files)
     outputs, sender = Outputs(), Sender(dying=((ARCHIVE, "kos.dcm"),))
-    worker = Worker(config, name="w1", models=models, write_objects=outputs, send=sender,
-                    ask=sender.held, retry_seconds=0)
+    worker = asking_worker(config, models, outputs, sender, "w1")
     assert worker.run_once()
     assert queue.job(study_uid).stored[str(ARCHIVE)] == ["sr.dcm"]  # kos.dcm arrived unmarked
     assert worker.run_once()
