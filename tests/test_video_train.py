@@ -29,9 +29,10 @@ from angioscribe.video.zoo import create_video_model
 from video_studies import TINY, write_studies
 
 
-def tiny_config(tmp_path, table, **model):
+def tiny_config(tmp_path, table, cache_workers=1, **model):
     return load_config("video", None, out_dir=str(tmp_path / "run"), epochs=2, batch_size=2,
                        eval_every_epochs=1, threads=1, warmup_steps=1,
+                       cache_workers=cache_workers,
                        model_config={**TINY, "table": str(table),
                                      "feature_cache": str(tmp_path / "cache"), **model})
 
@@ -52,11 +53,11 @@ def test_table_reads_deepcoro_clip_schema(studies):
 
 @pytest.mark.slow
 def test_train_resume_export_predict_evaluate(tmp_path, studies):
-    config = tiny_config(tmp_path, studies)
+    config = tiny_config(tmp_path, studies, cache_workers=2)
     state = fit(VideoTraining(config), config)
     assert state.epoch == 2 and len(state.history) == 2
     cached = list((tmp_path / "cache").rglob("*.npy"))
-    assert len(cached) == 12  # one file per cine, written once
+    assert len(cached) == 12  # one file per cine, written once (by two processes)
     longer = tiny_config(tmp_path, studies)
     longer = type(longer)(**{**longer.to_dict(), "epochs": 3})
     assert fit(VideoTraining(longer), longer, resume=True).history[0]["epoch"] == 1
@@ -166,3 +167,33 @@ def test_two_processes_gather_negatives_and_train(tmp_path, studies):
     # each process has one study of two cines and two texts; gathered: 4 videos x 4 texts
     assert [shape for _, shape, _ in outcome] == [(4, 4), (4, 4)]
     assert [steps for _, _, steps in outcome] == [1, 1]
+
+
+def test_cache_workers_write_the_features_the_parent_computes_and_name_a_bad_cine(tmp_path,
+                                                                                  studies):
+    import numpy as np
+
+    from angioscribe.errors import InputError
+    from angioscribe.io import read_cine
+    from angioscribe.video.config import VideoConfig
+    from angioscribe.video.features import (
+        FeatureCache,
+        FrameFeatureEncoder,
+        cine_features,
+        warm_feature_cache,
+    )
+
+    config = VideoConfig.from_dict(TINY)
+    encoder = FrameFeatureEncoder(1, pretrained=False)  # random: workers must use these weights
+    sources = [video.path for study in read_table(studies) for video in study.videos]
+    cache = FeatureCache(tmp_path / "cache", config)
+    warm_feature_cache(cache, sources, encoder, workers=2)
+    for source in sources:
+        expected = cine_features(read_cine(source), encoder, config).astype(np.float32)
+        assert np.allclose(np.load(cache.path_for(source)), expected, atol=1e-2)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "00.png").write_bytes(b"not an image")
+    with pytest.raises(InputError, match="broken"):
+        warm_feature_cache(cache, [*sources, broken], encoder, workers=2)
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(sources)

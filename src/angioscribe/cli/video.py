@@ -140,6 +140,8 @@ def evaluate_video(
     cache: CacheOption = None,
     n_boot: Annotated[int, typer.Option("--bootstrap", min=10,
                                         help="Bootstrap samples for the CIs.")] = 1000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help=(
+        "Processes (one thread each) that fill the --cache before scoring."))] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Per-segment and per-finding AUROC, AUPRC, sensitivity/specificity at Youden, MAE and
@@ -153,7 +155,7 @@ def evaluate_video(
     try:
         network, _ = _load(model, None)
         report = evaluate_table(network, table, tuple(split or ["test"]),
-                                str(cache) if cache else None, out, n_boot)
+                                str(cache) if cache else None, out, n_boot, workers)
     except AngioscribeError as error:
         refuse(error, as_json, source=table)
     out.mkdir(parents=True, exist_ok=True)

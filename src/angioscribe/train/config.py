@@ -42,6 +42,8 @@ class TrainConfig:
     `corpus` (report) is the JSONL corpus a drafter trains on, `lang` the one language it
     writes, and `model_config` overrides the drafter entry's network and prompt settings
     (`angioscribe.models.vlm.VLMConfig`: LoRA rank, clue switches, ...).
+    `cache_workers` (video) computes the frame-feature cache before the first epoch in that
+    many processes of one thread each (one per core is right); it changes no result.
     """
 
     task: str = "syntax"
@@ -76,6 +78,7 @@ class TrainConfig:
     log_every_steps: int = 10
     max_steps: int | None = None
     threads: int = 2
+    cache_workers: int = 1
     bf16: bool = False
     corpus: str | None = None
     lang: str = "en"

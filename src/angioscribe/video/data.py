@@ -27,7 +27,7 @@ from angioscribe.errors import InputError
 from angioscribe.io import read_cine
 from angioscribe.progress import progress
 from angioscribe.sim.writers import DEEPCORO_COLUMN_STEMS
-from angioscribe.video.features import FeatureCache
+from angioscribe.video.features import FeatureCache, FrameFeatureEncoder, warm_feature_cache
 from angioscribe.video.study_model import FINDINGS
 
 PATH_COLUMNS = ("FileName", "DICOMPath")
@@ -189,9 +189,13 @@ class StudySet(Dataset):
     def video_input(self, video: VideoRecord) -> torch.Tensor:
         return self.prepare(video.path, lambda: read_cine(video.path), self.cache)
 
-    def warm(self) -> None:
-        """Compute every cine's cached input once, with progress (the first epoch's cost)."""
+    def warm(self, encoder: FrameFeatureEncoder | None = None, workers: int = 1) -> None:
+        """Compute every cine's cached input once, with progress (the first epoch's cost);
+        with a cache, the frame `encoder` and `workers` > 1, in that many processes."""
         videos = [v for study in self.studies for v in study.videos[: self.max_videos]]
+        if self.cache is not None and encoder is not None and workers > 1:
+            warm_feature_cache(self.cache, [video.path for video in videos], encoder, workers)
+            return
         for video in progress(videos, "Caching frame features", total=len(videos)):
             self.video_input(video)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from angioscribe.cine import Cine
+from angioscribe.errors import AngioscribeError, InputError
+from angioscribe.io import read_cine
 from angioscribe.models.segmenter import LITE0_ENCODER, load_lite_package_weights
+from angioscribe.progress import progress
 from angioscribe.video.config import VideoConfig
 from angioscribe.video.frames import choose_frames, clip_tensor
 
@@ -112,3 +117,51 @@ def cine_features(cine: Cine, encoder: FrameFeatureEncoder, config: VideoConfig)
     indices = choose_frames(cine.frames, cine.fps, config.frames, config.stride,
                             config.reference_fps)
     return encoder(clip_tensor(cine.frames, indices, config.size)).numpy().astype(np.float16)
+
+
+def warm_feature_cache(cache: FeatureCache, sources: list[Path], encoder: FrameFeatureEncoder,
+                       workers: int) -> None:
+    """Compute the features of `sources` that `cache` lacks in `workers` spawned processes,
+    each with a copy of `encoder` on one thread. The frozen encoder is the whole cost of a
+    first epoch (about 0.6 s of one core per cine), and cines are independent, so an archive
+    of thousands of cines is cached in 1/`workers` of the time. A cine that cannot be read
+    stops the warm-up with an error naming it; features already written stay cached."""
+    missing = [source for source in sources if not cache.path_for(source).is_file()]
+    if not missing:
+        return
+    state = (str(cache.root), cache.config, encoder.state_dict())
+    with ProcessPoolExecutor(min(workers, len(missing)),
+                             mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_cache_worker, initargs=state) as pool:
+        futures = {pool.submit(_cache_one, source): source for source in missing}
+        for future in progress(as_completed(futures), "Caching frame features",
+                               total=len(futures)):
+            if problem := future.result():
+                for pending in futures:
+                    pending.cancel()
+                raise InputError(futures[future], problem)
+
+
+_worker: dict[str, object] = {}
+
+
+def _start_cache_worker(root: str, config: VideoConfig,
+                        weights: dict[str, torch.Tensor]) -> None:
+    """One cache worker's state: one thread, so `workers` processes use `workers` cores, and
+    the parent's encoder weights, so its features equal the parent's."""
+    torch.set_num_threads(1)
+    encoder = FrameFeatureEncoder(config.feature_grid, pretrained=False, pool=config.feature_pool)
+    encoder.load_state_dict(weights)
+    _worker["cache"] = FeatureCache(root, config)
+    _worker["encoder"] = encoder
+
+
+def _cache_one(source: Path) -> str | None:
+    """Cache one cine's features; the problem as text when it cannot be read (an error
+    object may not survive the trip back to the parent process)."""
+    cache: FeatureCache = _worker["cache"]  # type: ignore[assignment]
+    try:
+        cache.load_or_compute(source, lambda: read_cine(source), _worker["encoder"])  # type: ignore[arg-type]
+    except AngioscribeError as error:
+        return getattr(error, "problem", str(error))
+    return None

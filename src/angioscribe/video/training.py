@@ -151,6 +151,11 @@ def study_set(model: VideoStudyModel, studies: list[StudyRecord],
     return StudySet(studies, model.video.prepare, cache, settings.max_videos)
 
 
+def warm(model: VideoStudyModel, dataset: StudySet, workers: int) -> None:
+    """Fill the dataset's feature cache before use, in `workers` processes when it has one."""
+    dataset.warm(getattr(model.video, "frame_encoder", None), workers)
+
+
 class VideoTraining:
     """Model, cached datasets, loss and validation of the video study model."""
 
@@ -173,7 +178,7 @@ class VideoTraining:
             raise InputError(str(self.settings.table), f"needs train and val studies, has "
                              f"{len(self.train_set)} and {len(self.val_set)}")
         for dataset in (self.train_set, self.val_set):
-            dataset.warm()
+            warm(self.model, dataset, config.cache_workers)
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         return study_batch_loss(model, batch, self.settings)
@@ -238,10 +243,11 @@ def _thresholds(report: dict[str, Any]) -> dict[str, float]:
 
 
 def evaluate_table(model: VideoStudyModel, table: str | Path, splits: tuple[str, ...],
-                   feature_cache: str | None, out_dir: Path, n_boot: int = 1000
-                   ) -> dict[str, Any]:
+                   feature_cache: str | None, out_dir: Path, n_boot: int = 1000,
+                   workers: int = 1) -> dict[str, Any]:
     """`evaluation` of the table's studies in `splits`, with figures written to `out_dir`
-    (roc.png, retrieval.png, embeddings.png) and named in the report."""
+    (roc.png, retrieval.png, embeddings.png) and named in the report; `workers` processes
+    fill the feature cache first."""
     from angioscribe.video.figures import (
         embedding_map,
         retrieval_figure,
@@ -254,6 +260,7 @@ def evaluate_table(model: VideoStudyModel, table: str | Path, splits: tuple[str,
     if not studies:
         raise InputError(table, f"no studies in split {', '.join(splits)}")
     dataset = study_set(model, studies, feature_cache)
+    warm(model, dataset, workers)
     collected = collect(model, dataset)
     labels = np.stack([study.labels for study in studies])
     report = {"table": str(table), "splits": list(splits),
