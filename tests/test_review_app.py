@@ -303,26 +303,44 @@ def test_signing_sends_a_verified_sr_that_supersedes_the_preliminary(tmp_path):
         assert not [line for line in lines if line.startswith(("Error", "Warning - Value"))], lines
 
 
-def test_a_failed_send_keeps_the_signature_and_is_audited(tmp_path):
+def test_a_failed_send_keeps_the_signature_is_audited_and_can_be_sent_again(tmp_path):
     data, _ = service_data(tmp_path)
     config = tmp_path / "service.yaml"
     config.write_text(f"data_dir: {data}\ndestinations:\n  - PACS@127.0.0.1:9\n",
                       encoding="utf-8")
 
-    def refusing(destination, files, calling_ae, tls):
-        raise SendError(destination, "association rejected")
+    pacs_up = False
+    received = []
+
+    def flaky(destination, files, calling_ae, tls):
+        if not pacs_up:
+            raise SendError(destination, "association rejected")
+        received.extend(files)
 
     target = open_target(str(config))
     store = ReviewStore(target.store_url)
     add_readers(store)
-    alice = log_in(Review(target, store, send=refusing), "alice")
+    alice = log_in(Review(target, store, send=flaky), "alice")
     sid, page = study_page(alice)
+    assert alice.post(f"/studies/{sid}/send", data={"csrf_token": csrf_of(page)}
+                      ).status_code == 409  # nothing signed yet
     signed = alice.post(f"/studies/{sid}/sign", data={"csrf_token": csrf_of(page),
                                                       "base_version": "0"})
     assert "was not sent" in signed.text and 'id="signed"' in signed.text
+    assert 'id="resend"' in signed.text and "association rejected" in signed.text
     assert store.latest(sid).signed_by == "alice"
     failure = store.audit(sid)[-1]
     assert failure.action == "send.failed" and "PACS@127.0.0.1:9" in failure.detail
+    bob = log_in(Review(target, store, send=flaky), "bob")
+    again = bob.post(f"/studies/{sid}/send", data={"csrf_token": csrf_of(signed.text)})
+    assert again.status_code == 403 and not received  # alice's form, bob's session
+    pacs_up = True
+    resent = alice.post(f"/studies/{sid}/send", data={"csrf_token": csrf_of(signed.text)})
+    assert "Signed report sr-signed-v1.dcm to PACS@127.0.0.1:9" in resent.text
+    assert 'id="resend"' not in resent.text
+    assert [path.name for path in received] == ["sr-signed-v1.dcm"]
+    assert [(a.user, a.action) for a in store.audit(sid)][-2:] == [("alice", "send.failed"),
+                                                                   ("alice", "send")]
 
 
 def test_user_add_reads_the_password_from_stdin(tmp_path):

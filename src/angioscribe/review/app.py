@@ -35,7 +35,7 @@ from angioscribe.evaluate.report_errors import ERROR_CATEGORIES
 from angioscribe.review import auth, throttle
 from angioscribe.review.blind import BlindSet, filled_sheet, reader_results
 from angioscribe.review.changes import DraftChanges, draft_changes, parsed
-from angioscribe.review.store import LoginLock, ReviewStore, Session, Version
+from angioscribe.review.store import AuditEntry, LoginLock, ReviewStore, Session, Version
 from angioscribe.review.studies import StudyEntry, Target, figures, find_study, image_path
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 MAX_BODY_BYTES = 256 * 1024  # the largest form accepted; a draft is a few kB
 MAX_DRAFT_CHARS = 20_000  # per language
+SENT, SEND_FAILED = "send", "send.failed"  # audit actions of a signed report's send
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                "frame-ancestors 'none'; form-action 'self'",
@@ -259,7 +260,24 @@ def _study_routes(app: FastAPI) -> None:
         except InputError as error:
             raise HTTPException(status_code=409, detail=str(error)) from None
         message = f"Version {signed.version} signed." + send_signed_report(
-            review, entry, study, signed)
+            review, entry, study, signed, session.user)
+        return see_other(f"/studies/{sid}?message={message.replace(' ', '+')}")
+
+    @app.post("/studies/{sid}/send")
+    async def resend_signed(request: Request, sid: str) -> Response:
+        """Send the signed version again after a failed send (the PACS was down): the same
+        SOP Instance UID, so a copy that did arrive is replaced, not doubled."""
+        session = page_session(request)
+        await posted(request, session)
+        entry, study = _study(request, sid)
+        review = review_of(request)
+        latest = review.store.latest(entry.id)
+        if latest is None or not latest.signed:
+            raise HTTPException(status_code=409, detail="no signed version to send")
+        if review.target.service is None:
+            raise HTTPException(status_code=409, detail="these studies have no service "
+                                                        "destinations to send to")
+        message = send_signed_report(review, entry, study, latest, session.user).strip()
         return see_other(f"/studies/{sid}?message={message.replace(' ', '+')}")
 
 
@@ -292,6 +310,13 @@ def current_texts(store: ReviewStore, sid: str, study: Mapping[str, Any]) -> dic
     return dict(latest.texts) if latest else machine_texts(study)
 
 
+def last_send_failure(audit: list[AuditEntry]) -> str | None:
+    """Why the last send of a study's signed report failed, from its audit trail; None when
+    it has not failed (never sent, or sent since)."""
+    sends = [entry for entry in audit if entry.action in (SENT, SEND_FAILED)]
+    return sends[-1].detail if sends and sends[-1].action == SEND_FAILED else None
+
+
 def review_state(store: ReviewStore, sid: str) -> str:
     latest = store.latest(sid)
     if latest is not None and latest.signed:
@@ -304,6 +329,7 @@ def review_state(store: ReviewStore, sid: str) -> str:
 def study_context(review: Review, session: Session, entry: StudyEntry,
                   study: Mapping[str, Any]) -> dict[str, Any]:
     versions = review.store.versions(entry.id)
+    audit = review.store.audit(entry.id)
     return {
         "session": session,
         "entry": entry,
@@ -317,7 +343,8 @@ def study_context(review: Review, session: Session, entry: StudyEntry,
         "changes": last_changes(versions, study),
         "my_score": review.store.score(entry.id, session.user),
         "scores": review.store.scores(entry.id),
-        "audit": review.store.audit(entry.id),
+        "audit": audit,
+        "send_failure": last_send_failure(audit),
         "categories": list(zip(ERROR_CATEGORIES, ERROR_COLUMNS, strict=True)),
         "max_score": MAX_SCORE,
         "max_draft": MAX_DRAFT_CHARS,
@@ -336,9 +363,10 @@ def last_changes(versions: list[Version], study: Mapping[str, Any]) -> list[Draf
 
 
 def send_signed_report(review: Review, entry: StudyEntry, study: Mapping[str, Any],
-                       signed: Version) -> str:
+                       signed: Version, user: str) -> str:
     """With the service's studies, the signed SR written and sent to its destinations; what
-    happened, for the page (a failed send leaves the signature and is audited)."""
+    happened, for the page (a failed send leaves the signature and is audited under `user`,
+    so the page offers to send again)."""
     service = review.target.service
     if service is None:
         return ""
@@ -349,10 +377,10 @@ def send_signed_report(review: Review, entry: StudyEntry, study: Mapping[str, An
                                review.organization, signed.version)
         sent = send_signed(path, service, review.send)
     except AngioscribeError as error:
-        review.store.note(signed.signed_by or "", "send.failed", entry.id, str(error))
+        review.store.note(user, SEND_FAILED, entry.id, str(error))
         return f" The signed report was not sent: {error}"
     detail = f"{path.name} to {', '.join(sent) or 'no destination (none configured)'}"
-    review.store.note(signed.signed_by or "", "send", entry.id, detail)
+    review.store.note(user, SENT, entry.id, detail)
     return f" Signed report {detail}."
 
 
