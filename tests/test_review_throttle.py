@@ -119,6 +119,13 @@ def test_one_address_trying_many_names_is_locked_for_all_of_them(review, clock):
     assert (locked.user, locked.action, locked.item) == ("guess19", "login.locked",
                                                          "address:10.0.0.1")
     assert attempt(review, "alice", PASSWORDS["alice"], address="10.0.0.2").status_code == 303
+    unlocked = CliRunner().invoke(cli_app, ["review", "unlock-address",
+                                            str(review.target.source.root), "10.0.0.1"])
+    assert unlocked.exit_code == 0 and "10.0.0.1 unlocked" in unlocked.output, unlocked.output
+    unlock = review.store.audit()[-1]
+    assert (unlock.user, unlock.action, unlock.item) == ("cli", "login.unlock",
+                                                         "address:10.0.0.1")
+    assert attempt(review, "alice", PASSWORDS["alice"]).status_code == 303
 
 
 def test_user_unlock_ends_the_lock_at_once(tmp_path, review):

@@ -1,9 +1,10 @@
-"""`angioscribe review export|import|serve|user add|user unlock`: the clinician's review.
+"""`angioscribe review export|import|serve|user add|user unlock|unlock-address`: the review.
 
 `export` and `import` are the model-blinded review on paper (CSV); `serve` is the review page
-in a browser (docs/review.md), `user add` makes its log-ins and `user unlock` ends a user's
-lock after too many failed log-ins. Each makes one thing from its inputs, so a bad input
-stops it with an error naming it and exit code 3 (`angioscribe.cli.refusal`).
+in a browser (docs/review.md), `user add` makes its log-ins, `user unlock` and
+`unlock-address` end a user's or a client address's lock after too many failed log-ins. Each
+makes one thing from its inputs, so a bad input stops it with an error naming it and exit
+code 3 (`angioscribe.cli.refusal`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from angioscribe.errors import InputError
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Clinician review: the review page (serve, user add|unlock); blind review export/import.",
+    help="Clinician review: the review page (serve, user add|unlock, unlock-address); blind "
+    "review export/import.",
 )
 user_app = typer.Typer(no_args_is_help=True, help="Users of the review page.")
 app.add_typer(user_app, name="user")
@@ -219,3 +221,26 @@ def user_unlock(
     ended = unlock_user(store, name, by="cli")
     typer.echo(f"user {name} unlocked (was locked until {ended.until:%H:%M} UTC)" if ended
                else f"user {name} was not locked; their failed log-ins are forgotten", err=True)
+
+
+@app.command("unlock-address")
+def unlock_address(
+    target: TargetArgument,
+    address: Annotated[str, typer.Argument(help="Client address (as the page's log shows it) "
+                                                "locked by failed log-ins.")],
+) -> None:
+    """End a client address's lock after too many failed log-ins from it, and forget its
+    failures (audited). Exit code 0 when done (also when it was not locked), 2 on a usage
+    error, 3 when the target is unusable."""
+    from angioscribe.review import throttle
+    from angioscribe.review.store import ReviewStore
+    from angioscribe.review.studies import open_target
+
+    try:
+        store = ReviewStore(open_target(target).store_url)
+    except InputError as error:
+        refuse(error)
+    ended = throttle.unlock_address(store, address, by="cli")
+    typer.echo(f"address {address} unlocked (was locked until {ended.until:%H:%M} UTC)" if ended
+               else f"address {address} was not locked; its failed log-ins are forgotten",
+               err=True)

@@ -8,7 +8,7 @@ a caller cannot spread guesses over many names. Failures and locks are kept in t
 store (every app process sharing it sees them, and they outlive a restart) and each is
 audited under the name tried, never the password. Refused attempts are only logged, so a
 locked caller cannot grow the store. A successful log-in forgets the name's failures; an admin
-ends a lock with `angioscribe review user unlock`.
+ends a lock with `angioscribe review user unlock` (a name) or `review unlock-address`.
 """
 
 from __future__ import annotations
@@ -71,3 +71,9 @@ def record_success(store: ReviewStore, name: str) -> None:
 def unlock_user(store: ReviewStore, name: str, by: str) -> LoginLock | None:
     """End the lock on user `name` now (audited as done `by`); the lock ended, or None."""
     return store.unlock(user_key(name), by)
+
+
+def unlock_address(store: ReviewStore, address: str, by: str) -> LoginLock | None:
+    """End the lock on client `address` now (a ward's shared proxy locked by someone's
+    guesses locks out every reader behind it); the lock ended, or None."""
+    return store.unlock(address_key(address), by)
