@@ -161,6 +161,7 @@ def serve(
         opened = open_target(target)
         blind_set = load_blind_set(blind) if blind else None
         store = ReviewStore(opened.store_url)
+        check_tls_files(tls_cert, tls_key)
     except InputError as error:
         refuse(error)
     if not store.users():
@@ -171,6 +172,25 @@ def serve(
     typer.echo(f"review page on http{'s' if tls_cert else ''}://{host}:{port}/", err=True)
     uvicorn.run(app_, host=host, port=port, log_level="warning", server_header=False,
                 ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+
+
+def check_tls_files(cert: Path | None, key: Path | None) -> None:
+    """Refuse a certificate without its key (or the reverse), and a pair that does not load
+    as an HTTPS server's, before the server starts: uvicorn would otherwise fail with a
+    traceback, or a page meant for HTTPS would be served in plain HTTP."""
+    import ssl
+
+    if cert is None and key is None:
+        return
+    if cert is None or key is None:
+        raise InputError("--tls-cert/--tls-key", "HTTPS needs both the certificate and its key")
+    for path in (cert, key):
+        if not path.is_file():
+            raise InputError(path, "no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as error:
+        raise InputError(cert, f"not a certificate that goes with {key}: {error}") from None
 
 
 @user_app.command("add")
