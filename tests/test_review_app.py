@@ -4,6 +4,7 @@ versions, signatures, the audit trail, blind mode and the signed SR sent to a PA
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 import subprocess
@@ -358,6 +359,24 @@ def test_user_add_reads_the_password_from_stdin(tmp_path):
     assert check_password(store, "dora", "dora-password-9") is not None
     assert check_password(store, "dora", "dora-password-8") is None
     assert (folder / "review.sqlite").is_file()
+    listed = runner.invoke(cli_app, ["review", "user", "list", str(folder), "--json"])
+    assert [json.loads(line) for line in listed.stdout.splitlines()] == [
+        {"name": "dora", "role": "admin"}]
+
+
+def test_user_remove_ends_their_sessions_and_keeps_what_they_signed(review):
+    alice = log_in(review, "alice")
+    sid, page = study_page(alice)
+    alice.post(f"/studies/{sid}/sign", data={"csrf_token": csrf_of(page), "base_version": "0"})
+    folder = str(review.target.source.root)
+    removed = CliRunner().invoke(cli_app, ["review", "user", "remove", folder, "alice"])
+    assert removed.exit_code == 0, removed.output
+    assert alice.get("/", follow_redirects=False).status_code == 303  # back to the log-in
+    assert "alice" not in [user.name for user in review.store.users()]
+    assert review.store.latest(sid).signed_by == "alice"
+    assert review.store.audit()[-1].action == "user.remove"
+    again = CliRunner().invoke(cli_app, ["review", "user", "remove", folder, "alice"])
+    assert again.exit_code == 3 and "no such user" in again.output
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,7 +1,7 @@
-"""`angioscribe review export|import|serve|user add|user unlock|unlock-address`: the review.
+"""`angioscribe review`: the clinician's review, on paper and in a browser.
 
 `export` and `import` are the model-blinded review on paper (CSV); `serve` is the review page
-in a browser (docs/review.md), `user add` makes its log-ins, `user unlock` and
+in a browser (docs/review.md). `user add|list|remove` manage its log-ins; `user unlock` and
 `unlock-address` end a user's or a client address's lock after too many failed log-ins. Each
 makes one thing from its inputs, so a bad input stops it with an error naming it and exit
 code 3 (`angioscribe.cli.refusal`).
@@ -10,7 +10,7 @@ code 3 (`angioscribe.cli.refusal`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,10 +24,13 @@ from angioscribe.cli.reports import (
 )
 from angioscribe.errors import InputError
 
+if TYPE_CHECKING:
+    from angioscribe.review.store import ReviewStore
+
 app = typer.Typer(
     no_args_is_help=True,
-    help="Clinician review: the review page (serve, user add|unlock, unlock-address); blind "
-    "review export/import.",
+    help="Clinician review: the review page (serve, user add|list|remove|unlock, "
+    "unlock-address); blind review export/import.",
 )
 user_app = typer.Typer(no_args_is_help=True, help="Users of the review page.")
 app.add_typer(user_app, name="user")
@@ -222,6 +225,42 @@ def user_add(
     typer.echo(f"user {name} ({role}) saved", err=True)
 
 
+@user_app.command("list")
+def user_list(target: TargetArgument, as_json: JsonOption = False) -> None:
+    """The review page's users and their roles. Exit code 0, 3 when the target is
+    unusable."""
+    store = _store(target)
+    print_records([{"name": user.name, "role": user.role} for user in store.users()], as_json,
+                  ("name", "role"))
+
+
+@user_app.command("remove")
+def user_remove(
+    target: TargetArgument,
+    name: Annotated[str, typer.Argument(help="User name to remove.")],
+) -> None:
+    """Remove a user and end their sessions (audited); their edits and signatures stay under
+    their name. Exit code 0 when removed, 2 on a usage error, 3 when the target is unusable or
+    there is no such user."""
+    store = _store(target)
+    try:
+        store.remove_user(name, by="cli")
+    except InputError as error:
+        refuse(error)
+    typer.echo(f"user {name} removed", err=True)
+
+
+def _store(target: str) -> ReviewStore:
+    """The review store of `target`, or exit 3 naming what is wrong with it."""
+    from angioscribe.review.store import ReviewStore
+    from angioscribe.review.studies import open_target
+
+    try:
+        return ReviewStore(open_target(target).store_url)
+    except InputError as error:
+        refuse(error)
+
+
 @user_app.command("unlock")
 def user_unlock(
     target: TargetArgument,
@@ -230,15 +269,9 @@ def user_unlock(
     """End a user's lock after too many failed log-ins, and forget their failures (audited).
     Exit code 0 when done (also when the user was not locked), 2 on a usage error, 3 when the
     target is unusable."""
-    from angioscribe.review.store import ReviewStore
-    from angioscribe.review.studies import open_target
     from angioscribe.review.throttle import unlock_user
 
-    try:
-        store = ReviewStore(open_target(target).store_url)
-    except InputError as error:
-        refuse(error)
-    ended = unlock_user(store, name, by="cli")
+    ended = unlock_user(_store(target), name, by="cli")
     typer.echo(f"user {name} unlocked (was locked until {ended.until:%H:%M} UTC)" if ended
                else f"user {name} was not locked; their failed log-ins are forgotten", err=True)
 
@@ -253,14 +286,8 @@ def unlock_address(
     failures (audited). Exit code 0 when done (also when it was not locked), 2 on a usage
     error, 3 when the target is unusable."""
     from angioscribe.review import throttle
-    from angioscribe.review.store import ReviewStore
-    from angioscribe.review.studies import open_target
 
-    try:
-        store = ReviewStore(open_target(target).store_url)
-    except InputError as error:
-        refuse(error)
-    ended = throttle.unlock_address(store, address, by="cli")
+    ended = throttle.unlock_address(_store(target), address, by="cli")
     typer.echo(f"address {address} unlocked (was locked until {ended.until:%H:%M} UTC)" if ended
                else f"address {address} was not locked; its failed log-ins are forgotten",
                err=True)

@@ -215,6 +215,17 @@ class ReviewStore:
             self._audit(conn, by, "user.add" if before is None else "user.update", f"user:{name}",
                         {"role": before.role} if before else None, {"role": role})
 
+    def remove_user(self, name: str, by: str) -> None:
+        """Remove a user and end their sessions (audited). What they wrote and signed stays,
+        under their name: a signature is a record, not an account."""
+        with self.engine.begin() as conn:
+            before = self._user(conn, name)
+            if before is None:
+                raise InputError(name, "no such user")
+            conn.execute(users_table.delete().where(users_table.c.name == name))
+            conn.execute(sessions_table.delete().where(sessions_table.c.user == name))
+            self._audit(conn, by, "user.remove", f"user:{name}", {"role": before.role}, None)
+
     def user(self, name: str) -> User | None:
         with self.engine.connect() as conn:
             return self._user(conn, name)
