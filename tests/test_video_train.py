@@ -88,8 +88,10 @@ def test_train_resume_export_predict_evaluate(tmp_path, studies):
     json.dumps(report)
     result = CliRunner().invoke(app, ["evaluate", "video", str(studies), "--model", str(artifact),
                                       "--split", "val", "--bootstrap", "10", "--json",
+                                      "--cache", str(tmp_path / "eval-cache"), "--workers", "2",
                                       "--out", str(tmp_path / "cli-eval")])
     assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "eval-cache").rglob("*.npy"))) == 4  # 2 val studies x 2 cines
     assert (tmp_path / "cli-eval" / "metrics.json").is_file()
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {row["finding"] for row in rows} >= {"cto", "text_to_video", "video_to_text"}
