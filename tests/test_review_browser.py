@@ -102,6 +102,14 @@ def photograph(driver: webdriver.Chrome, folder: Path, name: str, part: Any = No
     return path
 
 
+def submit(driver: webdriver.Chrome, button_id: str) -> None:
+    """Click a form's button and wait until the page its POST redirects to has replaced this
+    one: an element looked up before that would be the old page's (stale)."""
+    button = driver.find_element(By.ID, button_id)
+    button.click()
+    WebDriverWait(driver, 10).until(ready.staleness_of(button))
+
+
 def log_in(driver: webdriver.Chrome, url: str, name: str) -> None:
     driver.get(f"{url}/")
     assert driver.current_url == f"{url}/login"  # redirected without a session
@@ -143,7 +151,7 @@ def test_read_edit_score_sign_and_a_second_reader_sees_the_signed_text(site, bro
     draft = browser.find_element(By.ID, "draft_ja")
     draft.clear()
     draft.send_keys(JA_SIGNED)
-    browser.find_element(By.ID, "save-drafts").click()
+    submit(browser, "save-drafts")
     changes = browser.find_element(By.ID, "changes")
     assert "50 %" in changes.text and "medical" in changes.text
     drafts_section = changes.find_element(By.XPATH, "./ancestor::section")
@@ -153,8 +161,8 @@ def test_read_edit_score_sign_and_a_second_reader_sees_the_signed_text(site, bro
     browser.find_element(By.NAME, "overall").send_keys("7")
     browser.find_element(By.NAME, "stenosis_errors").clear()
     browser.find_element(By.NAME, "stenosis_errors").send_keys("1")
-    browser.find_element(By.ID, "save-score").click()
-    browser.find_element(By.ID, "sign").click()
+    submit(browser, "save-score")
+    submit(browser, "sign")
     assert "signed by alice" in browser.find_element(By.ID, "signed").text
     photograph(browser, tmp_path, "signed")
 
@@ -186,7 +194,7 @@ def test_blind_review_in_the_browser_and_the_admins_table(site, browser, tmp_pat
         browser.find_element(By.NAME, "overall").send_keys(str(5 + number))
         if number == 0:
             photograph(browser, tmp_path, "blind-draft")
-        browser.find_element(By.ID, "save-score").click()
+        submit(browser, "save-score")
         assert "Score saved" in browser.find_element(By.ID, "message").text
     log_out(browser)
     log_in(browser, url, "carol")
