@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -261,7 +262,7 @@ def _study_routes(app: FastAPI) -> None:
             raise HTTPException(status_code=409, detail=str(error)) from None
         message = f"Version {signed.version} signed." + send_signed_report(
             review, entry, study, signed, session.user)
-        return see_other(f"/studies/{sid}?message={message.replace(' ', '+')}")
+        return see_other(f"/studies/{sid}?message={quote_plus(message)}")
 
     @app.post("/studies/{sid}/send")
     async def resend_signed(request: Request, sid: str) -> Response:
@@ -278,7 +279,7 @@ def _study_routes(app: FastAPI) -> None:
             raise HTTPException(status_code=409, detail="these studies have no service "
                                                         "destinations to send to")
         message = send_signed_report(review, entry, study, latest, session.user).strip()
-        return see_other(f"/studies/{sid}?message={message.replace(' ', '+')}")
+        return see_other(f"/studies/{sid}?message={quote_plus(message)}")
 
 
 def _study(request: Request, sid: str) -> tuple[StudyEntry, dict[str, Any]]:

@@ -137,8 +137,7 @@ def warm_feature_cache(cache: FeatureCache, sources: list[Path], encoder: FrameF
         for future in progress(as_completed(futures), "Caching frame features",
                                total=len(futures)):
             if problem := future.result():
-                for pending in futures:
-                    pending.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
                 raise InputError(futures[future], problem)
 
 

@@ -260,7 +260,8 @@ def evaluate_table(model: VideoStudyModel, table: str | Path, splits: tuple[str,
     if not studies:
         raise InputError(table, f"no studies in split {', '.join(splits)}")
     dataset = study_set(model, studies, feature_cache)
-    warm(model, dataset, workers)
+    if workers > 1:  # one process computes each cine's features as it scores it
+        warm(model, dataset, workers)
     collected = collect(model, dataset)
     labels = np.stack([study.labels for study in studies])
     report = {"table": str(table), "splits": list(splits),
